@@ -1,0 +1,136 @@
+//! The `vsys` commands. Each returns `anyhow::Result`: this is the binary's edge.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::Context;
+use domain::authz::Actor;
+use domain::store::Store;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::auth::{DEV_JWT_SECRET, issue_hs256};
+use crate::config::{Cli, Command, ServeArgs, SitesCommand, TokenCommand};
+use crate::server::{self, ServerConfig};
+
+/// Largest site-master file `vsys sites import` reads (Japan's ~70,000 sites are ~15 MB).
+pub const MAX_IMPORT_FILE_BYTES: u64 = 128 * 1024 * 1024;
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(db) => {
+            crate::db::connect(&db.database_url).await?;
+            println!("migrated");
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", crate::graphql::sdl());
+            Ok(())
+        }
+        Command::Token(TokenCommand::Issue {
+            role,
+            scope,
+            sub,
+            hours,
+            jwt,
+        }) => {
+            // Refuse what the server would refuse, so a typo shows here and not as a 401 later.
+            Actor::from_claims(&role, scope.as_deref()).context("role/scope")?;
+            let secret = jwt.jwt_secret.as_deref().unwrap_or(DEV_JWT_SECRET);
+            let token = issue_hs256(
+                secret,
+                &jwt.jwt_issuer,
+                &jwt.jwt_audience,
+                &sub,
+                &role,
+                scope.as_deref(),
+                chrono::Duration::hours(hours),
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Sites(SitesCommand::Import { file, report, db }) => import(&file, &report, &db.database_url).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    crate::telemetry::init(args.log_format);
+    let cfg = ServerConfig {
+        listen: args.listen,
+        database_url: args.db.database_url.clone(),
+        redis_url: args.redis_url.clone(),
+        auth: args.jwt.settings(),
+        max_body_bytes: args.max_body_bytes,
+    };
+    let store = Store::new(crate::db::connect(&cfg.database_url).await?);
+    if args.demo {
+        let n = crate::demo::seed(&store).await?;
+        if n > 0 {
+            println!("demo: registered {n} sites in 5 municipalities");
+        } else {
+            println!("demo: the site master is not empty; left as it is");
+        }
+    }
+    let running = server::start_with_store(cfg.clone(), store).await?;
+    println!(
+        "vsys listening on http://{0}  (GraphiQL: http://{0}/graphql)",
+        running.addr
+    );
+    if args.demo {
+        println!("development tokens (paste into GraphiQL's headers as {{\"Authorization\": \"Bearer …\"}}):");
+        for (label, token) in crate::demo::tokens(&cfg.auth)? {
+            println!("  {label:<34} {token}");
+        }
+    }
+    running.run_until(server::shutdown_signal()).await
+}
+
+async fn import(file: &Path, report_path: &Path, database_url: &str) -> anyhow::Result<()> {
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("cannot read {}", file.display()))?
+        .len();
+    if size > MAX_IMPORT_FILE_BYTES {
+        anyhow::bail!(
+            "{} is {size} bytes; the limit is {MAX_IMPORT_FILE_BYTES}",
+            file.display()
+        );
+    }
+    let store = Store::new(crate::db::connect(database_url).await?);
+    let reader = std::io::BufReader::new(std::fs::File::open(file)?);
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message("importing sites");
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let report = domain::sites::import_csv(&store, &Actor::System, reader, &progress).await?;
+    bar.finish_and_clear();
+    let mut w = csv::Writer::from_path(report_path)
+        .with_context(|| format!("cannot write the report to {}", report_path.display()))?;
+    w.write_record(["line", "column", "reason"])?;
+    for r in &report.rejected {
+        w.write_record([r.line.to_string(), r.column.clone(), r.reason.clone()])?;
+    }
+    w.flush()?;
+    println!(
+        "inserted {}, updated {}, unchanged {}, rejected {}{}",
+        report.inserted,
+        report.updated,
+        report.unchanged,
+        report.rejected.len(),
+        if report.rejected.is_empty() {
+            String::new()
+        } else {
+            format!(" (see {})", report_path.display())
+        }
+    );
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! `vsys serve --demo`: a small but real-looking data set for a first look — sites in five
+//! municipalities with valid codes, base and satellite sites, venues with assigned codes — and a
+//! development token per role. Runs only on an empty site master; it never touches real data.
+
+use domain::authz::Actor;
+use domain::codes::SiteCode;
+use domain::site::SiteDraft;
+use domain::store::Store;
+
+use crate::auth::{AuthSettings, DEV_JWT_SECRET, issue_hs256};
+
+/// (municipality, prefecture, city, postal prefix, phone prefix, lat, lon)
+type Area = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    f64,
+    f64,
+);
+const AREAS: &[Area] = &[
+    ("131016", "東京都", "千代田区", "100", "03", 35.694, 139.753),
+    ("131041", "東京都", "新宿区", "160", "03", 35.693, 139.703),
+    ("011002", "北海道", "札幌市", "060", "011", 43.062, 141.354),
+    ("141003", "神奈川県", "横浜市", "231", "045", 35.444, 139.638),
+    ("271004", "大阪府", "大阪市", "530", "06", 34.693, 135.502),
+];
+
+const CLINIC_NAMES: &[(&str, &str)] = &[
+    ("さくら内科クリニック", "ｻｸﾗﾅｲｶｸﾘﾆｯｸ"),
+    ("中央総合病院", "ﾁｭｳｵｳｿｳｺﾞｳﾋﾞｮｳｲﾝ"),
+    ("みどり小児科", "ﾐﾄﾞﾘｼｮｳﾆｶ"),
+    ("駅前ファミリークリニック", "ｴｷﾏｴﾌｧﾐﾘｰｸﾘﾆｯｸ"),
+    ("ひかり医院", "ﾋｶﾘｲｲﾝ"),
+];
+
+fn draft(area: &Area, i: usize, name: &str, kana: &str, kind: &str) -> SiteDraft {
+    let (muni, pref, city, postal, phone, lat, lon) = *area;
+    SiteDraft {
+        name: name.into(),
+        name_kana: kana.into(),
+        kind: kind.into(),
+        municipality: muni.into(),
+        postal_code: format!("{postal}{:04}", 1 + i),
+        address: format!("{pref}{city}{}-{}-{}", 1 + i % 5, 1 + i % 9, 1 + i),
+        phone: format!("{phone}{:0width$}", 1_234_000 + i, width = 10 - phone.len()),
+        latitude: Some(lat + i as f64 * 0.002),
+        longitude: Some(lon + i as f64 * 0.002),
+        cold_chain_role: "BASE".into(),
+        freezer_class: Some("ULTRA_COLD".into()),
+        receiving_days: "MON,TUE,WED,THU,FRI".into(),
+        receiving_hours: "09:00-17:00".into(),
+        wholesaler: Some(["suzuken", "medipal", "alfresa"][i % 3].into()),
+        products: "comirnaty".into(),
+        ..SiteDraft::default()
+    }
+}
+
+/// Fills an empty site master; returns how many sites it registered (0 if not empty).
+pub async fn seed(store: &Store) -> anyhow::Result<usize> {
+    let existing = domain::sites::list(store, &Actor::System, &Default::default(), None, 1).await?;
+    if !existing.sites.is_empty() {
+        return Ok(0);
+    }
+    let mut count = 0;
+    for (a, area) in AREAS.iter().enumerate() {
+        let pref = &area.0[..2];
+        let mut base: Option<SiteCode> = None;
+        for (i, (name, kana)) in CLINIC_NAMES.iter().enumerate() {
+            // A medical code: prefecture, 点数表 1 (医科), district, number, Luhn check digit.
+            let code = SiteCode::with_check_digit(&format!("{pref}1{:02}{:04}", 10 + a, 1001 + i))?;
+            let kind = if name.contains("病院") { "HOSPITAL" } else { "CLINIC" };
+            let mut d = draft(area, i, name, kana, kind);
+            if let Some(b) = &base {
+                if i % 2 == 0 {
+                    d.cold_chain_role = "SATELLITE".into();
+                    d.freezer_class = None;
+                    d.base_site = Some(b.to_string());
+                }
+            }
+            let site = domain::sites::register(store, &Actor::System, Some(code), &d).await?;
+            base.get_or_insert(site.code);
+            count += 1;
+        }
+        let mut venue = draft(
+            area,
+            9,
+            &format!("{}集団接種会場", area.2),
+            "ｼｭｳﾀﾞﾝｾｯｼｭｶｲｼﾞｮｳ",
+            "MASS_VENUE",
+        );
+        venue.products = "comirnaty,spikevax".into();
+        domain::sites::register(store, &Actor::System, None, &venue).await?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// One development token per role, for the demo's printout.
+pub fn tokens(settings: &AuthSettings) -> anyhow::Result<Vec<(String, String)>> {
+    let secret = settings.jwt_secret.as_deref().unwrap_or(DEV_JWT_SECRET);
+    let roles: [(&str, Option<&str>); 7] = [
+        ("NATIONAL", None),
+        ("PREFECTURE", Some("13")),
+        ("MUNICIPALITY", Some("131016")),
+        ("SITE", Some("1311010019")),
+        ("WHOLESALER", Some("suzuken")),
+        ("MEDICAL_ASSOCIATION", Some("131016 131041")),
+        ("FEDERATION", Some("13")),
+    ];
+    roles
+        .iter()
+        .map(|(role, scope)| {
+            let label = match scope {
+                Some(s) => format!("{role} {s}"),
+                None => role.to_string(),
+            };
+            let t = issue_hs256(
+                secret,
+                &settings.issuer,
+                &settings.audience,
+                "demo",
+                role,
+                *scope,
+                chrono::Duration::hours(12),
+            )?;
+            Ok((label, t))
+        })
+        .collect()
+}

@@ -1,0 +1,22 @@
+//! The only crate that knows GraphQL and HTTP: the axum server, the async-graphql schema, JWT
+//! authentication, metrics, and the `vsys` command line.
+//!
+//! Layout:
+//! - [`server`]: routes and lifecycle; [`graphql`]: schema, resolvers, view types, scalars.
+//! - [`auth`]: bearer-token verification (HS256 for development, JWKS RS256/ES256 in production).
+//! - [`error`]: domain errors → GraphQL errors with stable codes.
+//! - [`events`]: in-process fan-out of committed changes to subscriptions.
+//! - [`metrics`], [`telemetry`]: Prometheus metrics and structured logs.
+//! - [`config`], [`cli`], [`demo`], [`db`]: the binary's commands and settings.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod events;
+pub mod graphql;
+pub mod metrics;
+pub mod server;
+pub mod telemetry;

@@ -1,0 +1,282 @@
+//! The HTTP server: routes, authentication of each request, and the lifecycle (start, graceful
+//! shutdown). `start` returns once the socket is bound and the database migrated, so tests and
+//! the binary share the exact same path.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::Data;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use domain::authz::Actor;
+use domain::store::Store;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::{AuthError, AuthSettings, Authenticator, bearer_token};
+use crate::error::code;
+use crate::events::SiteEvents;
+use crate::graphql::{self, Caller, Principal, RefData, VsysSchema};
+
+/// Everything `start` needs; the binary fills it from flags and environment.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub auth: AuthSettings,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone)]
+struct AppState {
+    schema: VsysSchema,
+    auth: Authenticator,
+    store: Store,
+    redis: Option<redis::aio::ConnectionManager>,
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub store: Store,
+    shutdown: oneshot::Sender<()>,
+    join: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.join.await??;
+        Ok(())
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        signal.await;
+        tracing::info!("shutting down");
+        self.stop().await
+    }
+}
+
+/// Connects, migrates, binds and serves in the background.
+pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
+    let db = crate::db::connect(&cfg.database_url).await?;
+    let store = Store::new(db);
+    start_with_store(cfg, store).await
+}
+
+/// As [`start`], on an already-connected store (the demo fills it first).
+pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result<Running> {
+    let auth = Authenticator::new(&cfg.auth).await?;
+    if auth.uses_development_secret() {
+        tracing::warn!(
+            "VSYS_JWT_SECRET is not set: accepting tokens signed with the public DEVELOPMENT secret. \
+             Never run like this in production."
+        );
+    }
+    let redis = match &cfg.redis_url {
+        None => None,
+        Some(url) => {
+            let client = redis::Client::open(url.as_str())?;
+            Some(redis::aio::ConnectionManager::new(client).await?)
+        }
+    };
+    let refdata = RefData::load(&store)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading reference data: {e}"))?;
+    let schema = graphql::builder()
+        .data(store.clone())
+        .data(refdata)
+        .data(SiteEvents::default())
+        .extension(crate::metrics::GraphqlObservability)
+        .limit_depth(12)
+        .limit_complexity(5_000)
+        .finish();
+    crate::metrics::handle();
+    let state = AppState {
+        schema,
+        auth,
+        store: store.clone(),
+        redis,
+    };
+    let app = Router::new()
+        .route("/graphql", get(graphiql).post(graphql_http))
+        .route("/graphql/ws", get(graphql_ws))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn(crate::metrics::http_layer))
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let join = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "listening; GraphiQL at http://{addr}/graphql");
+    Ok(Running {
+        addr,
+        store,
+        shutdown: tx,
+        join,
+    })
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
+}
+
+/// A GraphQL-shaped error body for requests refused before GraphQL runs.
+fn refusal(status: StatusCode, message: &str, code: &str) -> Response {
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, Json(body)).into_response()
+}
+
+/// Turns claims into a caller. The error message says what was wrong with the token, never the
+/// token itself.
+async fn authenticate(auth: &Authenticator, token: Option<&str>) -> Result<Caller, (StatusCode, String)> {
+    let Some(token) = token else { return Ok(Caller(None)) };
+    let claims = auth.verify(token).await.map_err(|e| {
+        let status = if e.is_credential_error() {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        (status, format!("invalid token: {e}"))
+    })?;
+    let actor = Actor::from_claims(&claims.role, claims.scope.as_deref())
+        .map_err(|e| (StatusCode::UNAUTHORIZED, format!("invalid token: {e}")))?;
+    Ok(Caller(Some(Principal {
+        subject: claims.sub,
+        actor,
+    })))
+}
+
+async fn graphql_http(State(state): State<AppState>, headers: HeaderMap, req: GraphQLRequest) -> Response {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let token = match bearer_token(header) {
+        Ok(t) => t,
+        Err(e) => {
+            return refusal(
+                StatusCode::UNAUTHORIZED,
+                &format!("invalid token: {e}"),
+                code::UNAUTHENTICATED,
+            );
+        }
+    };
+    match authenticate(&state.auth, token).await {
+        Ok(caller) => GraphQLResponse::from(state.schema.execute(req.into_inner().data(caller)).await).into_response(),
+        Err((status, message)) => refusal(status, &message, code::UNAUTHENTICATED),
+    }
+}
+
+/// graphql-transport-ws (and the legacy protocol). The token comes in `connection_init`'s
+/// payload as `{"Authorization": "Bearer …"}` (or `{"token": "…"}`) and is checked once there;
+/// a bad token closes the connection before any subscription starts.
+async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| async move {
+            let auth = state.auth.clone();
+            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let header = payload
+                        .get("Authorization")
+                        .or_else(|| payload.get("authorization"))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned);
+                    let raw = payload.get("token").and_then(|v| v.as_str()).map(str::to_owned);
+                    let token = match (&header, &raw) {
+                        (Some(h), _) => bearer_token(Some(h))
+                            .map_err(|e: AuthError| crate::error::unauthenticated(format!("invalid token: {e}")))?,
+                        (None, Some(t)) => Some(t.as_str()),
+                        (None, None) => None,
+                    };
+                    let caller = authenticate(&auth, token)
+                        .await
+                        .map_err(|(_, m)| crate::error::unauthenticated(m))?;
+                    let mut data = Data::default();
+                    data.insert(caller);
+                    Ok(data)
+                })
+                .keepalive_timeout(Duration::from_secs(30))
+                .serve()
+                .await
+        })
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let db = state.store.db().ping().await.is_ok();
+    let redis = match &state.redis {
+        None => None,
+        Some(conn) => {
+            let mut conn = conn.clone();
+            let pong: redis::RedisResult<String> =
+                tokio::time::timeout(Duration::from_secs(2), redis::cmd("PING").query_async(&mut conn))
+                    .await
+                    .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "timeout"))));
+            Some(pong.is_ok())
+        }
+    };
+    let ready = db && redis.unwrap_or(true);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::json!({ "ready": ready, "database": db, "redis": redis })),
+    )
+        .into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(state.store.db()),
+    )
+        .into_response()
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// For tests and the demo: the shared reference data.
+pub type SharedRefData = Arc<RefData>;

@@ -1,0 +1,551 @@
+//! Who may do what, decided in one place as pure functions. The API applies these rules
+//! (guards, row scopes, service calls); it never writes its own `if role == …`.
+//!
+//! Anonymous callers never reach these functions for protected data: the API refuses them as
+//! UNAUTHENTICATED first. Everything here takes an authenticated [`Actor`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::codes::{MunicipalityCode, PrefectureCode, SiteCode, WholesalerId};
+use crate::site::{SiteField, SiteKind};
+
+/// The roles of the design brief, spelled as in tokens and GraphQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    National,
+    Prefecture,
+    Municipality,
+    Site,
+    Wholesaler,
+    MedicalAssociation,
+    Federation,
+}
+
+impl Role {
+    pub const ALL: [Role; 7] = [
+        Role::National,
+        Role::Prefecture,
+        Role::Municipality,
+        Role::Site,
+        Role::Wholesaler,
+        Role::MedicalAssociation,
+        Role::Federation,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::National => "NATIONAL",
+            Role::Prefecture => "PREFECTURE",
+            Role::Municipality => "MUNICIPALITY",
+            Role::Site => "SITE",
+            Role::Wholesaler => "WHOLESALER",
+            Role::MedicalAssociation => "MEDICAL_ASSOCIATION",
+            Role::Federation => "FEDERATION",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = ActorError;
+    fn from_str(s: &str) -> Result<Self, ActorError> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or(ActorError::UnknownRole)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An authenticated caller: a role together with the scope it acts for. Built only from a
+/// verified token's claims through [`Actor::from_claims`], so the scope always fits the role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    National,
+    Prefecture(PrefectureCode),
+    Municipality(MunicipalityCode),
+    Site(SiteCode),
+    Wholesaler(WholesalerId),
+    /// A district medical association acts for a set of municipalities.
+    MedicalAssociation(Vec<MunicipalityCode>),
+    Federation(PrefectureCode),
+    /// The operator running a `vsys` command on the server itself (imports, demo data).
+    System,
+}
+
+/// Why a token's role/scope pair does not make an actor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActorError {
+    #[error("unknown role")]
+    UnknownRole,
+    #[error("role {0} needs a scope claim")]
+    MissingScope(Role),
+    #[error("role {0} takes no scope claim")]
+    UnexpectedScope(Role),
+    #[error("scope is not valid for role {role}: {reason}")]
+    BadScope { role: Role, reason: String },
+}
+
+impl Actor {
+    /// Maps a token's `role` and `scope` claims to an actor. Scopes: PREFECTURE and FEDERATION a
+    /// 2-digit prefecture code, MUNICIPALITY a 6-digit municipality code, SITE a 10-character site
+    /// code, WHOLESALER a wholesaler id, MEDICAL_ASSOCIATION space- or comma-separated
+    /// municipality codes; NATIONAL none.
+    pub fn from_claims(role: &str, scope: Option<&str>) -> Result<Actor, ActorError> {
+        let role: Role = role.parse()?;
+        let scope = scope.map(str::trim).filter(|s| !s.is_empty());
+        let bad = |reason: String| ActorError::BadScope { role, reason };
+        let need = || scope.ok_or(ActorError::MissingScope(role));
+        Ok(match role {
+            Role::National => match scope {
+                None => Actor::National,
+                Some(_) => return Err(ActorError::UnexpectedScope(role)),
+            },
+            Role::Prefecture => Actor::Prefecture(need()?.parse().map_err(|e| bad(format!("{e}")))?),
+            Role::Federation => Actor::Federation(need()?.parse().map_err(|e| bad(format!("{e}")))?),
+            Role::Municipality => {
+                let m: MunicipalityCode = need()?.parse().map_err(|e| bad(format!("{e}")))?;
+                if m.is_prefecture_level() {
+                    return Err(bad("a prefecture's code is not a municipality".into()));
+                }
+                Actor::Municipality(m)
+            }
+            Role::Site => Actor::Site(need()?.parse().map_err(|e| bad(format!("{e}")))?),
+            Role::Wholesaler => Actor::Wholesaler(need()?.parse().map_err(|e| bad(format!("{e}")))?),
+            Role::MedicalAssociation => {
+                let list = need()?
+                    .split([' ', ','])
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse::<MunicipalityCode>().map_err(|e| bad(format!("{e}"))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Actor::MedicalAssociation(list)
+            }
+        })
+    }
+
+    /// The role, or `None` for the server's own operator.
+    pub fn role(&self) -> Option<Role> {
+        Some(match self {
+            Actor::National => Role::National,
+            Actor::Prefecture(_) => Role::Prefecture,
+            Actor::Municipality(_) => Role::Municipality,
+            Actor::Site(_) => Role::Site,
+            Actor::Wholesaler(_) => Role::Wholesaler,
+            Actor::MedicalAssociation(_) => Role::MedicalAssociation,
+            Actor::Federation(_) => Role::Federation,
+            Actor::System => return None,
+        })
+    }
+
+    /// The scope as written in a token (codes joined by spaces for a medical association).
+    pub fn scope_string(&self) -> Option<String> {
+        match self {
+            Actor::National | Actor::System => None,
+            Actor::Prefecture(p) | Actor::Federation(p) => Some(p.to_string()),
+            Actor::Municipality(m) => Some(m.to_string()),
+            Actor::Site(s) => Some(s.to_string()),
+            Actor::Wholesaler(w) => Some(w.to_string()),
+            Actor::MedicalAssociation(ms) => Some(ms.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(" ")),
+        }
+    }
+
+    /// How the actor is written in history and audit records: `ROLE:scope`.
+    pub fn label(&self) -> String {
+        match (self.role(), self.scope_string()) {
+            (None, _) => "SYSTEM".into(),
+            (Some(r), None) => r.as_str().into(),
+            (Some(r), Some(s)) => format!("{r}:{s}"),
+        }
+    }
+}
+
+/// A refusal with the reason shown to the caller (no personal data, no stored values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied(pub String);
+
+fn deny<T>(reason: impl Into<String>) -> Result<T, Denied> {
+    Err(Denied(reason.into()))
+}
+
+/// Which rows of the site master an actor may read; services turn this into a WHERE clause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SiteScope {
+    All,
+    Prefecture(PrefectureCode),
+    Municipalities(Vec<MunicipalityCode>),
+    Site(SiteCode),
+    Wholesaler(WholesalerId),
+}
+
+/// The facts about a stored site that rules look at.
+#[derive(Debug, Clone, Copy)]
+pub struct SiteFacts<'a> {
+    pub code: &'a SiteCode,
+    pub municipality: &'a MunicipalityCode,
+    pub kind: SiteKind,
+    pub wholesaler: Option<&'a WholesalerId>,
+}
+
+impl SiteScope {
+    pub fn contains(&self, site: &SiteFacts<'_>) -> bool {
+        match self {
+            SiteScope::All => true,
+            SiteScope::Prefecture(p) => site.municipality.prefecture() == *p,
+            SiteScope::Municipalities(ms) => ms.contains(site.municipality),
+            SiteScope::Site(c) => c == site.code,
+            SiteScope::Wholesaler(w) => site.wholesaler == Some(w),
+        }
+    }
+}
+
+/// The rows of the site master an actor may read.
+pub fn site_read_scope(actor: &Actor) -> SiteScope {
+    match actor {
+        Actor::National | Actor::System => SiteScope::All,
+        Actor::Prefecture(p) | Actor::Federation(p) => SiteScope::Prefecture(*p),
+        Actor::Municipality(m) => SiteScope::Municipalities(vec![m.clone()]),
+        Actor::MedicalAssociation(ms) => SiteScope::Municipalities(ms.clone()),
+        Actor::Site(s) => SiteScope::Site(s.clone()),
+        Actor::Wholesaler(w) => SiteScope::Wholesaler(w.clone()),
+    }
+}
+
+/// Reading one site: within the actor's scope.
+pub fn can_read_site(actor: &Actor, site: &SiteFacts<'_>) -> Result<(), Denied> {
+    if site_read_scope(actor).contains(site) {
+        Ok(())
+    } else {
+        deny(format!("site {} is outside your scope", site.code))
+    }
+}
+
+/// Registering a site (追加): NATIONAL any; a MUNICIPALITY only non-medical venues in its own area.
+pub fn can_register_site(actor: &Actor, kind: SiteKind, municipality: &MunicipalityCode) -> Result<(), Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(()),
+        Actor::Municipality(m) if !kind.is_non_medical_venue() => {
+            let _ = m;
+            deny("a municipality registers only mass, workplace and health-centre venues")
+        }
+        Actor::Municipality(m) if m != municipality => deny("a municipality registers venues only in its own area"),
+        Actor::Municipality(_) => Ok(()),
+        _ => deny("only NATIONAL or the municipality may register sites"),
+    }
+}
+
+/// Fields a site may change on its own record: how to reach it and what it handles, not where
+/// it belongs (municipality, kind), its supply chain (cold chain, wholesaler) or its status.
+const SITE_SELF_FIELDS: &[SiteField] = &[
+    SiteField::Name,
+    SiteField::NameKana,
+    SiteField::PostalCode,
+    SiteField::Address,
+    SiteField::Phone,
+    SiteField::Coordinates,
+    SiteField::Delivery,
+    SiteField::Products,
+];
+
+/// Fields a municipality sets on a medical site in its area: its supply chain.
+const MUNICIPALITY_SUPPLY_FIELDS: &[SiteField] = &[SiteField::ColdChain, SiteField::Wholesaler];
+
+/// Changing a site (変更). `current` is the stored site; `new_kind`/`new_municipality` are the
+/// values after the change; `changed` lists the field groups that differ.
+pub fn can_change_site(
+    actor: &Actor,
+    current: &SiteFacts<'_>,
+    new_kind: SiteKind,
+    new_municipality: &MunicipalityCode,
+    changed: &[SiteField],
+) -> Result<(), Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(()),
+        Actor::Site(own) if own == current.code => match changed.iter().find(|f| !SITE_SELF_FIELDS.contains(f)) {
+            None => Ok(()),
+            Some(f) => deny(format!("a site may not change its own {f}")),
+        },
+        Actor::Municipality(m) if m == current.municipality => {
+            if new_municipality != m {
+                return deny("a municipality may not move a site out of its area");
+            }
+            if current.kind.is_non_medical_venue() {
+                if new_kind.is_non_medical_venue() {
+                    Ok(())
+                } else {
+                    deny("a venue cannot be turned into a medical site by a municipality")
+                }
+            } else {
+                match changed.iter().find(|f| !MUNICIPALITY_SUPPLY_FIELDS.contains(f)) {
+                    None => Ok(()),
+                    Some(f) => deny(format!("a medical site's {f} is changed by the site itself")),
+                }
+            }
+        }
+        _ => deny(format!("site {} is outside your scope", current.code)),
+    }
+}
+
+/// Withdrawing a site (脱退): NATIONAL any; a MUNICIPALITY its own non-medical venues.
+pub fn can_withdraw_site(actor: &Actor, site: &SiteFacts<'_>) -> Result<(), Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(()),
+        Actor::Municipality(m) if m == site.municipality && site.kind.is_non_medical_venue() => Ok(()),
+        Actor::Municipality(m) if m == site.municipality => {
+            deny("a medical site is withdrawn by NATIONAL on the site's request")
+        }
+        _ => deny(format!("site {} is outside your scope", site.code)),
+    }
+}
+
+/// Bulk import of the site master: NATIONAL (or the server's operator).
+pub fn can_import_sites(actor: &Actor) -> Result<(), Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(()),
+        _ => deny("only NATIONAL imports the site master"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(s: &str) -> MunicipalityCode {
+        s.parse().expect("municipality")
+    }
+    fn sc(s: &str) -> SiteCode {
+        s.parse().expect("site code")
+    }
+
+    #[test]
+    fn claims_map_to_actors() {
+        let ok: &[(&str, Option<&str>, Actor)] = &[
+            ("NATIONAL", None, Actor::National),
+            ("PREFECTURE", Some("13"), Actor::Prefecture("13".parse().expect("p"))),
+            ("MUNICIPALITY", Some("131016"), Actor::Municipality(m("131016"))),
+            ("SITE", Some("0110113719"), Actor::Site(sc("0110113719"))),
+            (
+                "WHOLESALER",
+                Some("suzuken"),
+                Actor::Wholesaler("suzuken".parse().expect("w")),
+            ),
+            (
+                "MEDICAL_ASSOCIATION",
+                Some("131016 131024"),
+                Actor::MedicalAssociation(vec![m("131016"), m("131024")]),
+            ),
+            ("FEDERATION", Some("13"), Actor::Federation("13".parse().expect("p"))),
+        ];
+        for (role, scope, want) in ok {
+            let got = Actor::from_claims(role, *scope).expect(role);
+            assert_eq!(&got, want);
+            assert_eq!(
+                Actor::from_claims(role, got.scope_string().as_deref()).expect("round trip"),
+                got
+            );
+        }
+        let bad: &[(&str, Option<&str>, ActorError)] = &[
+            ("ADMIN", None, ActorError::UnknownRole),
+            ("national", None, ActorError::UnknownRole),
+            ("NATIONAL", Some("13"), ActorError::UnexpectedScope(Role::National)),
+            ("MUNICIPALITY", None, ActorError::MissingScope(Role::Municipality)),
+            ("SITE", Some(""), ActorError::MissingScope(Role::Site)),
+        ];
+        for (role, scope, want) in bad {
+            assert_eq!(&Actor::from_claims(role, *scope).expect_err(role), want);
+        }
+        for (role, scope) in [
+            ("MUNICIPALITY", "131017"),
+            ("MUNICIPALITY", "130001"),
+            ("PREFECTURE", "48"),
+            ("SITE", "0110113710"),
+            ("MEDICAL_ASSOCIATION", "131016 999999"),
+        ] {
+            assert!(
+                matches!(Actor::from_claims(role, Some(scope)), Err(ActorError::BadScope { .. })),
+                "{role} {scope}"
+            );
+        }
+    }
+
+    /// The role × operation matrix for the site master. Each row: actor, operation, expected.
+    #[test]
+    fn site_matrix() {
+        // A clinic in Chiyoda (Tokyo) supplied by suzuken, a mass venue in Chiyoda, and a
+        // clinic in Sapporo (Hokkaido).
+        let chiyoda = m("131016");
+        let sapporo = m("011002");
+        let clinic_code = sc("1311234569");
+        let venue_code = SiteCode::assigned("13".parse().expect("p"), 1).expect("assigned");
+        let far_code = sc("0110113719");
+        let suzuken: WholesalerId = "suzuken".parse().expect("w");
+        let clinic = SiteFacts {
+            code: &clinic_code,
+            municipality: &chiyoda,
+            kind: SiteKind::Clinic,
+            wholesaler: Some(&suzuken),
+        };
+        let venue = SiteFacts {
+            code: &venue_code,
+            municipality: &chiyoda,
+            kind: SiteKind::MassVenue,
+            wholesaler: None,
+        };
+        let far = SiteFacts {
+            code: &far_code,
+            municipality: &sapporo,
+            kind: SiteKind::Clinic,
+            wholesaler: None,
+        };
+
+        let national = Actor::National;
+        let tokyo = Actor::Prefecture("13".parse().expect("p"));
+        let chiyoda_m = Actor::Municipality(chiyoda.clone());
+        let sapporo_m = Actor::Municipality(sapporo.clone());
+        let clinic_a = Actor::Site(clinic_code.clone());
+        let wholesaler = Actor::Wholesaler(suzuken.clone());
+        let other_wholesaler = Actor::Wholesaler("medipal".parse().expect("w"));
+        let assoc = Actor::MedicalAssociation(vec![chiyoda.clone()]);
+        let federation = Actor::Federation("13".parse().expect("p"));
+
+        // read
+        let reads: &[(&Actor, &SiteFacts<'_>, bool)] = &[
+            (&national, &far, true),
+            (&tokyo, &clinic, true),
+            (&tokyo, &far, false),
+            (&chiyoda_m, &venue, true),
+            (&chiyoda_m, &far, false),
+            (&sapporo_m, &clinic, false),
+            (&clinic_a, &clinic, true),
+            (&clinic_a, &venue, false),
+            (&wholesaler, &clinic, true),
+            (&wholesaler, &venue, false),
+            (&other_wholesaler, &clinic, false),
+            (&assoc, &clinic, true),
+            (&assoc, &far, false),
+            (&federation, &venue, true),
+            (&federation, &far, false),
+        ];
+        for (actor, site, allowed) in reads {
+            assert_eq!(
+                can_read_site(actor, site).is_ok(),
+                *allowed,
+                "read {actor:?} {}",
+                site.code
+            );
+        }
+
+        // register
+        let registers: &[(&Actor, SiteKind, &MunicipalityCode, bool)] = &[
+            (&national, SiteKind::Clinic, &sapporo, true),
+            (&chiyoda_m, SiteKind::MassVenue, &chiyoda, true),
+            (&chiyoda_m, SiteKind::WorkplaceVenue, &chiyoda, true),
+            (&chiyoda_m, SiteKind::HealthCentre, &chiyoda, true),
+            (&chiyoda_m, SiteKind::Clinic, &chiyoda, false),
+            (&chiyoda_m, SiteKind::MassVenue, &sapporo, false),
+            (&tokyo, SiteKind::MassVenue, &chiyoda, false),
+            (&clinic_a, SiteKind::MassVenue, &chiyoda, false),
+            (&wholesaler, SiteKind::MassVenue, &chiyoda, false),
+        ];
+        for (actor, kind, muni, allowed) in registers {
+            assert_eq!(
+                can_register_site(actor, *kind, muni).is_ok(),
+                *allowed,
+                "register {actor:?} {kind} {muni}"
+            );
+        }
+
+        // change
+        use SiteField as F;
+        let changes: &[(&Actor, &SiteFacts<'_>, SiteKind, &MunicipalityCode, &[SiteField], bool)] = &[
+            (
+                &national,
+                &clinic,
+                SiteKind::Hospital,
+                &sapporo,
+                &[F::Kind, F::Municipality],
+                true,
+            ),
+            (
+                &clinic_a,
+                &clinic,
+                SiteKind::Clinic,
+                &chiyoda,
+                &[F::Phone, F::Delivery, F::Products],
+                true,
+            ),
+            (&clinic_a, &clinic, SiteKind::Clinic, &chiyoda, &[F::Wholesaler], false),
+            (&clinic_a, &clinic, SiteKind::Clinic, &chiyoda, &[F::ColdChain], false),
+            (&clinic_a, &clinic, SiteKind::Hospital, &chiyoda, &[F::Kind], false),
+            (&clinic_a, &venue, SiteKind::MassVenue, &chiyoda, &[F::Phone], false),
+            (
+                &chiyoda_m,
+                &venue,
+                SiteKind::MassVenue,
+                &chiyoda,
+                &[F::Name, F::Address, F::ColdChain],
+                true,
+            ),
+            (&chiyoda_m, &venue, SiteKind::WorkplaceVenue, &chiyoda, &[F::Kind], true),
+            (&chiyoda_m, &venue, SiteKind::Clinic, &chiyoda, &[F::Kind], false),
+            (
+                &chiyoda_m,
+                &venue,
+                SiteKind::MassVenue,
+                &sapporo,
+                &[F::Municipality],
+                false,
+            ),
+            (
+                &chiyoda_m,
+                &clinic,
+                SiteKind::Clinic,
+                &chiyoda,
+                &[F::Wholesaler, F::ColdChain],
+                true,
+            ),
+            (&chiyoda_m, &clinic, SiteKind::Clinic, &chiyoda, &[F::Phone], false),
+            (&sapporo_m, &venue, SiteKind::MassVenue, &chiyoda, &[F::Name], false),
+            (&tokyo, &venue, SiteKind::MassVenue, &chiyoda, &[F::Name], false),
+            (&wholesaler, &clinic, SiteKind::Clinic, &chiyoda, &[F::Delivery], false),
+            (&assoc, &clinic, SiteKind::Clinic, &chiyoda, &[F::Name], false),
+            (&federation, &clinic, SiteKind::Clinic, &chiyoda, &[F::Name], false),
+        ];
+        for (actor, site, kind, muni, fields, allowed) in changes {
+            assert_eq!(
+                can_change_site(actor, site, *kind, muni, fields).is_ok(),
+                *allowed,
+                "change {actor:?} {} {fields:?}",
+                site.code
+            );
+        }
+
+        // withdraw and import
+        let withdraws: &[(&Actor, &SiteFacts<'_>, bool)] = &[
+            (&national, &clinic, true),
+            (&chiyoda_m, &venue, true),
+            (&chiyoda_m, &clinic, false),
+            (&sapporo_m, &venue, false),
+            (&clinic_a, &clinic, false),
+            (&tokyo, &venue, false),
+        ];
+        for (actor, site, allowed) in withdraws {
+            assert_eq!(
+                can_withdraw_site(actor, site).is_ok(),
+                *allowed,
+                "withdraw {actor:?} {}",
+                site.code
+            );
+        }
+        for actor in [&national, &Actor::System] {
+            assert!(can_import_sites(actor).is_ok());
+        }
+        for actor in [&tokyo, &chiyoda_m, &clinic_a, &wholesaler, &assoc, &federation] {
+            assert!(can_import_sites(actor).is_err(), "import {actor:?}");
+        }
+    }
+}

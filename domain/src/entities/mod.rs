@@ -1,0 +1,9 @@
+//! SeaORM entities: the storage shape of the domain. Columns hold plain strings and numbers;
+//! services parse them into domain types on the way out, so nothing outside `domain` sees a
+//! row. These mirror the migrations, which never import them.
+
+pub mod assigned_code_serial;
+pub mod municipality;
+pub mod prefecture;
+pub mod site;
+pub mod site_history;

@@ -1,0 +1,70 @@
+//! The database handle services share, and the one way to open a write transaction.
+//!
+//! SQLite allows one writer at a time, and a transaction that starts reading and later writes
+//! can fail with SQLITE_BUSY instead of waiting. So on SQLite every write transaction first
+//! takes a process-wide async lock (readers never do); PostgreSQL needs no such lock, its row
+//! locks and constraints do the work. This is the "single writer" of the SQLite mode: one
+//! process per SQLite file. Run several instances only on PostgreSQL.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::error::DomainResult;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+    writer: Option<Arc<Mutex<()>>>,
+}
+
+impl Store {
+    pub fn new(db: DatabaseConnection) -> Self {
+        let writer = match db.get_database_backend() {
+            DbBackend::Sqlite => Some(Arc::new(Mutex::new(()))),
+            _ => None,
+        };
+        Store { db, writer }
+    }
+
+    /// For reads (and single statements that need no transaction).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Opens a transaction for writing; commit it with [`WriteTx::commit`], or drop it to roll back.
+    pub async fn write(&self) -> DomainResult<WriteTx> {
+        let guard = match &self.writer {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = self.db.begin().await?;
+        Ok(WriteTx { tx, _guard: guard })
+    }
+}
+
+/// A write transaction; on SQLite it also holds the writer lock until commit or drop.
+pub struct WriteTx {
+    tx: DatabaseTransaction,
+    _guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> DomainResult<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
+}

@@ -1,0 +1,29 @@
+#![allow(elided_lifetimes_in_paths)] // the MigrationTrait signature elides SchemaManager<'_>
+//! Schema history for both storage modes (SQLite and PostgreSQL).
+//!
+//! Owns: every table, index and the reference data (prefectures, municipalities) that ships
+//! with the system. Must not: reference `domain` entities — a migration is frozen history, and
+//! building it from today's entity structs would silently rewrite the past. A change to an
+//! applied migration is forbidden; add a new one (expand, then contract).
+
+use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_reference_data;
+mod m20261126_000002_sites;
+
+pub use sea_orm_migration::MigratorTrait;
+
+/// Applies every migration in order; `vsys serve` runs it on start, tests on each fresh database.
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_reference_data::Migration),
+            Box::new(m20261126_000002_sites::Migration),
+        ]
+    }
+}
+
+/// The official list of prefectures and municipalities (JIS X 0402), as shipped.
+pub const MUNICIPALITIES_CSV: &str = include_str!("municipalities.csv");
