@@ -1,1 +1,7 @@
+//! One black-box test binary: every module starts the real server and talks GraphQL over HTTP
+//! or WebSocket. Run on SQLite by default; set TEST_DATABASE_URL (and TEST_REDIS_URL) to run
+//! the same tests on PostgreSQL (and Redis).
 
+mod reference;
+mod schema;
+mod sites;

@@ -8,7 +8,7 @@ mod import;
 mod rows;
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -289,35 +289,33 @@ async fn check_references<C: ConnectionTrait>(
 }
 
 /// Draws the next assigned code for a prefecture. Runs inside the registering transaction: the
-/// counter row's update is serialised by PostgreSQL's row lock (and by SQLite's writer lock),
-/// so two registrations can never draw the same serial; a rolled-back registration leaves no
-/// gap because the counter rolls back with it.
+/// counter row is locked by the upsert until commit (on SQLite the writer lock serialises), so
+/// two registrations can never draw the same serial, and a rolled-back registration returns
+/// its serial because the counter rolls back with it.
 async fn next_assigned_code<C: ConnectionTrait>(db: &C, prefecture: PrefectureCode) -> DomainResult<SiteCode> {
-    let key = prefecture.as_str();
-    let updated = assigned_code_serial::Entity::update_many()
-        .col_expr(
-            assigned_code_serial::Column::LastSerial,
-            Expr::col(assigned_code_serial::Column::LastSerial).add(1),
+    use assigned_code_serial::Column;
+    // One atomic upsert: the first registration of a prefecture inserts serial 1, later ones
+    // increment. Concurrent first registrations on PostgreSQL wait on the conflicting insert
+    // instead of failing, so no caller ever sees a duplicate-key error here.
+    let stmt = Query::insert()
+        .into_table(assigned_code_serial::Entity)
+        .columns([Column::PrefectureCode, Column::LastSerial])
+        .values_panic([prefecture.as_str().into(), 1.into()])
+        .on_conflict(
+            OnConflict::column(Column::PrefectureCode)
+                .value(
+                    Column::LastSerial,
+                    Expr::col((assigned_code_serial::Entity, Column::LastSerial)).add(1),
+                )
+                .to_owned(),
         )
-        .filter(assigned_code_serial::Column::PrefectureCode.eq(key))
-        .exec(db)
-        .await?;
-    if updated.rows_affected == 0 {
-        // First assigned code of this prefecture. Two first registrations racing here: the
-        // loser's insert fails on the primary key and its transaction rolls back (CONFLICT,
-        // retry succeeds); on SQLite the writer lock already serialises them.
-        assigned_code_serial::ActiveModel {
-            prefecture_code: Set(key.to_owned()),
-            last_serial: Set(1),
-        }
-        .insert(db)
-        .await?;
-    }
-    let serial = assigned_code_serial::Entity::find_by_id(key)
-        .one(db)
+        .returning_col(Column::LastSerial)
+        .to_owned();
+    let serial: i32 = db
+        .query_one(&stmt)
         .await?
-        .ok_or_else(|| DomainError::Corrupt("assigned code counter vanished".into()))?
-        .last_serial;
+        .ok_or_else(|| DomainError::Corrupt("assigned code counter returned no row".into()))?
+        .try_get("", "last_serial")?;
     unused_assigned_code(db, prefecture, serial).await
 }
 

@@ -1,0 +1,51 @@
+//! Reference data: 47 prefectures and 1,741 municipalities, loaded by a migration.
+
+use serde_json::json;
+use tests::{TestApp, token};
+
+#[tokio::test]
+async fn prefectures_and_municipalities_are_loaded() {
+    let app = TestApp::spawn().await;
+    let t = token("NATIONAL", None);
+    let data = app
+        .ok(
+            &t,
+            "{ prefectures { code name nameKana } municipalities { code } }",
+            json!({}),
+        )
+        .await;
+    let prefs = data["prefectures"].as_array().expect("list");
+    assert_eq!(prefs.len(), 47);
+    assert_eq!(
+        prefs[0],
+        json!({ "code": "01", "name": "北海道", "nameKana": "ﾎｯｶｲﾄﾞｳ" })
+    );
+    assert_eq!(prefs[46]["name"], "沖縄県");
+    assert_eq!(data["municipalities"].as_array().expect("list").len(), 1741);
+
+    let tokyo = app
+        .ok(
+            &t,
+            r#"{ municipalities(prefecture: "13") { code name prefecture } }"#,
+            json!({}),
+        )
+        .await;
+    let tokyo = tokyo["municipalities"].as_array().expect("list");
+    assert_eq!(tokyo.len(), 62, "Tokyo has 23 wards, 26 cities, 5 towns and 8 villages");
+    assert!(tokyo.iter().all(|m| m["prefecture"] == "13"));
+    assert!(tokyo.contains(&json!({ "code": "131016", "name": "千代田区", "prefecture": "13" })));
+}
+
+#[tokio::test]
+async fn a_bad_prefecture_code_is_refused_before_any_resolver() {
+    let app = TestApp::spawn().await;
+    let (code, message) = app
+        .err(
+            Some(&token("NATIONAL", None)),
+            r#"{ municipalities(prefecture: "48") { code } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    assert!(message.contains("prefecture") && message.contains("01-47"), "{message}");
+}
