@@ -72,12 +72,12 @@ pub async fn seed(store: &Store) -> anyhow::Result<usize> {
             let code = SiteCode::with_check_digit(&format!("{pref}1{:02}{:04}", 10 + a, 1001 + i))?;
             let kind = if name.contains("病院") { "HOSPITAL" } else { "CLINIC" };
             let mut d = draft(area, i, name, kana, kind);
-            if let Some(b) = &base {
-                if i % 2 == 0 {
-                    d.cold_chain_role = "SATELLITE".into();
-                    d.freezer_class = None;
-                    d.base_site = Some(b.to_string());
-                }
+            if let Some(b) = &base
+                && i % 2 == 0
+            {
+                d.cold_chain_role = "SATELLITE".into();
+                d.freezer_class = None;
+                d.base_site = Some(b.to_string());
             }
             let site = domain::sites::register(store, &Actor::System, Some(code), &d).await?;
             base.get_or_insert(site.code);

@@ -208,9 +208,9 @@ pub fn site_read_scope(actor: &Actor) -> SiteScope {
     match actor {
         Actor::National | Actor::System => SiteScope::All,
         Actor::Prefecture(p) | Actor::Federation(p) => SiteScope::Prefecture(*p),
-        Actor::Municipality(m) => SiteScope::Municipalities(vec![m.clone()]),
+        Actor::Municipality(m) => SiteScope::Municipalities(vec![*m]),
         Actor::MedicalAssociation(ms) => SiteScope::Municipalities(ms.clone()),
-        Actor::Site(s) => SiteScope::Site(s.clone()),
+        Actor::Site(s) => SiteScope::Site(*s),
         Actor::Wholesaler(w) => SiteScope::Wholesaler(w.clone()),
     }
 }
@@ -404,12 +404,12 @@ mod tests {
 
         let national = Actor::National;
         let tokyo = Actor::Prefecture("13".parse().expect("p"));
-        let chiyoda_m = Actor::Municipality(chiyoda.clone());
-        let sapporo_m = Actor::Municipality(sapporo.clone());
-        let clinic_a = Actor::Site(clinic_code.clone());
+        let chiyoda_m = Actor::Municipality(chiyoda);
+        let sapporo_m = Actor::Municipality(sapporo);
+        let clinic_a = Actor::Site(clinic_code);
         let wholesaler = Actor::Wholesaler(suzuken.clone());
         let other_wholesaler = Actor::Wholesaler("medipal".parse().expect("w"));
-        let assoc = Actor::MedicalAssociation(vec![chiyoda.clone()]);
+        let assoc = Actor::MedicalAssociation(vec![chiyoda]);
         let federation = Actor::Federation("13".parse().expect("p"));
 
         // read
@@ -461,7 +461,15 @@ mod tests {
 
         // change
         use SiteField as F;
-        let changes: &[(&Actor, &SiteFacts<'_>, SiteKind, &MunicipalityCode, &[SiteField], bool)] = &[
+        type ChangeCase<'a> = (
+            &'a Actor,
+            &'a SiteFacts<'a>,
+            SiteKind,
+            &'a MunicipalityCode,
+            &'a [SiteField],
+            bool,
+        );
+        let changes: &[ChangeCase<'_>] = &[
             (
                 &national,
                 &clinic,

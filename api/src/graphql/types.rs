@@ -153,7 +153,7 @@ pub struct Site(pub d::Site);
 #[Object]
 impl Site {
     async fn code(&self) -> SiteCode {
-        self.0.code.clone().into()
+        self.0.code.into()
     }
     async fn code_kind(&self) -> SiteCodeKind {
         self.0.code.kind().into()
@@ -178,7 +178,7 @@ impl Site {
             .ok_or_else(|| crate::error::coded("internal error", crate::error::code::INTERNAL))
     }
     async fn postal_code(&self) -> PostalCode {
-        self.0.details.postal_code.clone().into()
+        self.0.details.postal_code.into()
     }
     async fn address(&self) -> &str {
         &self.0.details.address

@@ -126,7 +126,7 @@ pub async fn import_csv(
         .filter(|r| {
             r.site.status == SiteStatus::Active && matches!(r.site.details.cold_chain, ColdChainRole::Base { .. })
         })
-        .map(|r| r.site.code.clone())
+        .map(|r| r.site.code)
         .collect();
     let file_codes: HashSet<&SiteCode> = rows.iter().map(|r| &r.site.code).collect();
     let stored_base = |code: &SiteCode| {
@@ -216,7 +216,7 @@ pub async fn import_csv(
             .exec(&*tx)
             .await?;
         done += 1;
-        if done % CHUNK as u64 == 0 {
+        if done.is_multiple_of(CHUNK as u64) {
             progress(done, total);
         }
     }
@@ -361,7 +361,7 @@ fn parse(input: impl Read, municipalities: &HashSet<String>, report: &mut Import
                     });
                     continue;
                 }
-                seen.insert(site.code.clone(), line);
+                seen.insert(site.code, line);
                 rows.push(Row { line, site });
             }
             Err((column, reason)) => report.rejected.push(Rejection { line, column, reason }),
