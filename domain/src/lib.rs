@@ -11,10 +11,15 @@
 //!
 //! Architecture invariant: this crate knows nothing of GraphQL, HTTP or Redis.
 
+#[macro_use]
+mod macros;
+
 pub mod authz;
 pub mod codes;
 pub mod entities;
 pub mod error;
+pub mod product;
+pub mod quantity;
 pub mod site;
 pub mod sites;
 pub mod store;

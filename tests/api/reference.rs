@@ -49,3 +49,38 @@ async fn a_bad_prefecture_code_is_refused_before_any_resolver() {
     assert_eq!(code, "BAD_USER_INPUT");
     assert!(message.contains("prefecture") && message.contains("01-47"), "{message}");
 }
+
+#[tokio::test]
+async fn the_product_catalogue_carries_packaging_and_ancillaries() {
+    let app = TestApp::spawn().await;
+    let q = "{ products { code kind storageClass dosesPerVial vialsPerBox piecesPerBox ancillaries { ancillary perVial } } }";
+    let (status, body) = app.post(None, q, json!({})).await;
+    assert_eq!(status, 200, "anyone may read the catalogue: {body}");
+    let products = body["data"]["products"].as_array().expect("list").clone();
+    let comirnaty = products.iter().find(|p| p["code"] == "comirnaty").expect("comirnaty");
+    assert_eq!(
+        comirnaty,
+        &json!({ "code": "comirnaty", "kind": "VACCINE", "storageClass": "ULTRA_COLD", "dosesPerVial": 6,
+                 "vialsPerBox": 195, "piecesPerBox": null,
+                 "ancillaries": [{ "ancillary": "needle-25g", "perVial": 6 }, { "ancillary": "syringe-lds", "perVial": 6 }] })
+    );
+    let spikevax = products.iter().find(|p| p["code"] == "spikevax").expect("spikevax");
+    assert_eq!(
+        (spikevax["storageClass"].as_str(), spikevax["dosesPerVial"].as_u64()),
+        (Some("FROZEN"), Some(10))
+    );
+    let needle = products.iter().find(|p| p["code"] == "needle-25g").expect("needle");
+    assert_eq!(
+        (needle["kind"].as_str(), needle["dosesPerVial"].is_null()),
+        (Some("ANCILLARY"), true)
+    );
+
+    let (code, _) = app
+        .err(None, r#"{ product(code: "unknown") { code } }"#, json!({}))
+        .await;
+    assert_eq!(code, "NOT_FOUND");
+    let (code, _) = app
+        .err(None, r#"{ product(code: "Bad Code") { code } }"#, json!({}))
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+}

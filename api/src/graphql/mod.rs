@@ -2,6 +2,7 @@
 //! (who is calling). Resolvers are thin: caller + input → one domain call → view type.
 
 mod inputs;
+pub mod products;
 pub mod scalars;
 mod sites;
 pub mod types;
@@ -134,7 +135,7 @@ impl ReferenceQuery {
 }
 
 #[derive(MergedObject, Default)]
-pub struct Query(ReferenceQuery, sites::SiteQuery);
+pub struct Query(ReferenceQuery, sites::SiteQuery, products::ProductQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(sites::SiteMutation);

@@ -5,5 +5,7 @@
 pub mod assigned_code_serial;
 pub mod municipality;
 pub mod prefecture;
+pub mod product;
+pub mod product_ancillary;
 pub mod site;
 pub mod site_history;
