@@ -253,8 +253,13 @@ async fn listing_is_scoped_paged_and_filtered() {
         ),
     ];
     for (filter, want) in filters {
-        let got = codes(&app.ok(&n, q, json!({ "first": 50, "filter": filter })).await);
-        assert_eq!(got, *want, "{filter}");
+        let data = app.ok(&n, q, json!({ "first": 50, "filter": filter })).await;
+        assert_eq!(codes(&data), *want, "{filter}");
+        assert_eq!(
+            data["sites"]["totalCount"],
+            want.len(),
+            "totalCount counts the same filter: {filter}"
+        );
     }
 
     let (code, _) = app.err(None, q, json!({})).await;

@@ -20,7 +20,7 @@ const DEFAULT_PAGE: usize = 20;
 
 #[derive(SimpleObject)]
 pub struct SiteConnectionInfo {
-    /// Sites in scope matching the prefecture/municipality filter (other filters not counted).
+    /// All sites in scope matching the filter, across pages.
     total_count: Option<u64>,
 }
 

@@ -163,14 +163,8 @@ fn like_contains(s: &str) -> LikeExpr {
     LikeExpr::new(format!("%{escaped}%")).escape('\\')
 }
 
-/// A page of sites in the actor's scope matching the filter, ordered by code, after `after`.
-pub async fn list(
-    store: &Store,
-    actor: &Actor,
-    filter: &SiteFilter,
-    after: Option<&SiteCode>,
-    first: u64,
-) -> DomainResult<SitePage> {
+/// The caller's row scope AND the filter, as one WHERE condition.
+fn filter_condition(actor: &Actor, filter: &SiteFilter) -> Condition {
     let mut cond = scope_condition(&authz::site_read_scope(actor));
     if let Some(p) = &filter.prefecture {
         cond = cond.add(site::Column::PrefectureCode.eq(p.as_str()));
@@ -191,6 +185,18 @@ pub async fn list(
                 .add(Expr::col(site::Column::NameKana).like(like_contains(name))),
         );
     }
+    cond
+}
+
+/// A page of sites in the actor's scope matching the filter, ordered by code, after `after`.
+pub async fn list(
+    store: &Store,
+    actor: &Actor,
+    filter: &SiteFilter,
+    after: Option<&SiteCode>,
+    first: u64,
+) -> DomainResult<SitePage> {
+    let mut cond = filter_condition(actor, filter);
     if let Some(a) = after {
         cond = cond.add(site::Column::Code.gt(a.as_str()));
     }
@@ -211,14 +217,10 @@ pub async fn list(
 
 /// How many sites in the actor's scope match the filter (for `totalCount`).
 pub async fn count(store: &Store, actor: &Actor, filter: &SiteFilter) -> DomainResult<u64> {
-    let mut cond = scope_condition(&authz::site_read_scope(actor));
-    if let Some(p) = &filter.prefecture {
-        cond = cond.add(site::Column::PrefectureCode.eq(p.as_str()));
-    }
-    if let Some(m) = &filter.municipality {
-        cond = cond.add(site::Column::MunicipalityCode.eq(m.as_str()));
-    }
-    Ok(site::Entity::find().filter(cond).count(store.db()).await?)
+    Ok(site::Entity::find()
+        .filter(filter_condition(actor, filter))
+        .count(store.db())
+        .await?)
 }
 
 /// The pure rule tying a code's kind and prefecture to the site it names.
