@@ -249,3 +249,93 @@ pub fn clinic_input(code: &str, municipality: &str, name: &str) -> Value {
 }
 
 pub const REGISTER: &str = "mutation($input: RegisterSiteInput!) { registerSite(input: $input) { code codeKind name kind status version municipality { code name } coldChain { role freezerClass baseSite } wholesaler products } }";
+
+/// The configuration `spawn_on` uses, for tests that start a server with other settings.
+pub fn server_config(db: &TestDb) -> ServerConfig {
+    ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: db.url.clone(),
+        redis_url: std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()),
+        auth: test_auth(),
+        max_body_bytes: 32 * 1024 * 1024,
+    }
+}
+
+impl TestApp {
+    /// As [`TestApp::spawn_on`], with other authentication settings (e.g. a JWKS).
+    pub async fn spawn_with(db: TestDb, auth: AuthSettings) -> TestApp {
+        Self::spawn_configured(db, |cfg| cfg.auth = auth).await
+    }
+
+    /// As [`TestApp::spawn_on`], with the configuration changed by `adjust` first.
+    pub async fn spawn_configured(db: TestDb, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+        let mut cfg = server_config(&db);
+        adjust(&mut cfg);
+        let running = api::server::start(cfg).await.expect("server starts");
+        TestApp {
+            addr: running.addr,
+            client: reqwest::Client::new(),
+            running: Some(running),
+            db,
+        }
+    }
+}
+
+/// A file under `tests/fixtures`.
+pub fn fixture(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(path)
+}
+
+/// The header line of a site-master CSV: `domain::sites::CSV_COLUMNS` in order.
+pub fn csv_header() -> String {
+    domain::sites::CSV_COLUMNS.join(",")
+}
+
+/// One line of a site-master CSV: a valid Chiyoda clinic (base site, ultra-cold freezer) with
+/// `overrides` applied by column name. Every field is quoted.
+pub fn csv_line(code: &str, overrides: &[(&str, &str)]) -> String {
+    csv_fields(code, overrides).join(",")
+}
+
+/// The quoted fields of [`csv_line`], one per `domain::sites::CSV_COLUMNS` entry.
+pub fn csv_fields(code: &str, overrides: &[(&str, &str)]) -> Vec<String> {
+    let default = |column: &str| match column {
+        "code" => code,
+        "name" => "さくら内科クリニック",
+        "name_kana" => "ｻｸﾗﾅｲｶｸﾘﾆｯｸ",
+        "kind" => "CLINIC",
+        "municipality_code" => "131016",
+        "postal_code" => "100-0001",
+        "address" => "東京都千代田区千代田1-1",
+        "phone" => "03-1234-5678",
+        "latitude" => "35.68",
+        "longitude" => "139.75",
+        "cold_chain_role" => "BASE",
+        "freezer_class" => "ULTRA_COLD",
+        "receiving_days" => "MON,WED",
+        "receiving_hours" => "09:00-17:00",
+        "wholesaler_id" => "suzuken",
+        "products" => "comirnaty",
+        "status" => "ACTIVE",
+        _ => "",
+    };
+    domain::sites::CSV_COLUMNS
+        .iter()
+        .map(|column| {
+            let value = overrides
+                .iter()
+                .find(|(c, _)| c == column)
+                .map_or_else(|| default(column), |(_, v)| *v);
+            format!("\"{}\"", value.replace('"', "\"\""))
+        })
+        .collect()
+}
+
+/// A medical (医科) site code in prefecture 13 with a valid check digit, from a serial.
+pub fn tokyo_clinic_code(serial: u32) -> String {
+    domain::codes::SiteCode::with_check_digit(&format!("131{serial:06}"))
+        .expect("valid code")
+        .to_string()
+}

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use async_graphql::Data;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -170,7 +172,23 @@ async fn authenticate(auth: &Authenticator, token: Option<&str>) -> Result<Calle
     })))
 }
 
-async fn graphql_http(State(state): State<AppState>, headers: HeaderMap, req: GraphQLRequest) -> Response {
+/// `POST /graphql`. The body is read as bytes so the configured body limit applies (the
+/// async-graphql extractor reads the stream itself and would bypass it).
+async fn graphql_http(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return refusal(
+                e.status(),
+                &format!("request body refused: {}", e.body_text()),
+                code::BAD_USER_INPUT,
+            );
+        }
+    };
     let header = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{0}"));
@@ -184,10 +202,18 @@ async fn graphql_http(State(state): State<AppState>, headers: HeaderMap, req: Gr
             );
         }
     };
-    match authenticate(&state.auth, token).await {
-        Ok(caller) => GraphQLResponse::from(state.schema.execute(req.into_inner().data(caller)).await).into_response(),
-        Err((status, message)) => refusal(status, &message, code::UNAUTHENTICATED),
-    }
+    let caller = match authenticate(&state.auth, token).await {
+        Ok(caller) => caller,
+        Err((status, message)) => return refusal(status, &message, code::UNAUTHENTICATED),
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let message = format!("the body must be a JSON GraphQL request: {e}");
+            return refusal(StatusCode::BAD_REQUEST, &message, code::BAD_USER_INPUT);
+        }
+    };
+    GraphQLResponse::from(state.schema.execute(request.data(caller)).await).into_response()
 }
 
 /// graphql-transport-ws (and the legacy protocol). The token comes in `connection_init`'s
