@@ -6,4 +6,6 @@ pub mod assigned_code_serial;
 pub mod municipality;
 pub mod prefecture;
 pub mod site;
+pub mod site_availability;
 pub mod site_history;
+pub mod venue_slot;
