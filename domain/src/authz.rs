@@ -318,9 +318,7 @@ pub fn can_set_availability(actor: &Actor, site: &SiteFacts<'_>) -> Result<(), D
         Actor::National | Actor::System => Ok(()),
         Actor::Site(own) if own == site.code => Ok(()),
         Actor::Municipality(m) if m == site.municipality && site.kind.is_non_medical_venue() => Ok(()),
-        Actor::Municipality(m) if m == site.municipality => {
-            deny("a medical site states its own availability")
-        }
+        Actor::Municipality(m) if m == site.municipality => deny("a medical site states its own availability"),
         _ => deny(format!("site {} is outside your scope", site.code)),
     }
 }

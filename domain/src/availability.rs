@@ -199,7 +199,9 @@ pub fn parse_booking_url(s: &str, field: &str) -> Result<String, DomainError> {
             format!("must be at most {MAX_URL_CHARS} characters"),
         ));
     }
-    if t.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<' || c == '>') {
+    if t.chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<' || c == '>')
+    {
         return Err(DomainError::invalid(
             field,
             "must not contain spaces, quotes, angle brackets or control characters",
@@ -490,7 +492,13 @@ mod tests {
             (Availability::Open, "OPEN", "○", "予約可能", true),
             (Availability::Few, "FEW", "△", "残りわずか", true),
             (Availability::Full, "FULL", "×", "予約不可", false),
-            (Availability::NoBookingNeeded, "NO_BOOKING_NEEDED", "◎", "予約不要", true),
+            (
+                Availability::NoBookingNeeded,
+                "NO_BOOKING_NEEDED",
+                "◎",
+                "予約不要",
+                true,
+            ),
         ];
         for (a, text, symbol, label, available) in table {
             assert_eq!(a.as_str(), text);
@@ -596,7 +604,10 @@ mod tests {
             booked: 0,
         };
         let s = VenueSlot::validate(&ok, today, "input").expect("valid");
-        assert_eq!((s.start.to_string(), s.end.to_string(), s.remaining()), ("09:00".into(), "12:30".into(), 100));
+        assert_eq!(
+            (s.start.to_string(), s.end.to_string(), s.remaining()),
+            ("09:00".into(), "12:30".into(), 100)
+        );
         type Edit = fn(&mut SlotDraft);
         let cases: &[(Edit, &str)] = &[
             (|d| d.start_time = "9:00".into(), "input.startTime"),
@@ -695,7 +706,11 @@ mod tests {
     #[test]
     fn japan_time() {
         let late = "2026-11-26T15:30:00Z".parse::<DateTime<Utc>>().expect("time");
-        assert_eq!(jst_today(late), day("2026-11-27"), "00:30 in Tokyo is already the next day");
+        assert_eq!(
+            jst_today(late),
+            day("2026-11-27"),
+            "00:30 in Tokyo is already the next day"
+        );
         let early = "2026-11-26T14:59:59Z".parse::<DateTime<Utc>>().expect("time");
         assert_eq!(jst_today(early), day("2026-11-26"));
     }

@@ -306,7 +306,10 @@ mod tests {
         assert_eq!(v[0]["start"], "2026-11-27T09:00:00+09:00");
         assert_eq!(v[1]["status"], "free");
         assert_eq!(v[1]["end"], "2026-11-29T00:00:00+09:00", "24:00 is the next midnight");
-        assert_eq!(v[1]["extension"][2], json!({ "url": SLOT_CAPACITY, "valueInteger": 30 }));
+        assert_eq!(
+            v[1]["extension"][2],
+            json!({ "url": SLOT_CAPACITY, "valueInteger": 30 })
+        );
         for s in &v {
             let id = s["id"].as_str().expect("id");
             assert!(id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_'));

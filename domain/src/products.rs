@@ -72,7 +72,9 @@ mod tests {
         let other: ProductCode = "newvax".parse().expect("code");
         assert_eq!(display_name(&other), "newvax");
         assert_eq!(
-            known(&"comirnaty".parse().expect("code")).and_then(|p| p.cvx).map(|c| c.0),
+            known(&"comirnaty".parse().expect("code"))
+                .and_then(|p| p.cvx)
+                .map(|c| c.0),
             Some("208")
         );
     }

@@ -177,7 +177,10 @@ impl PublicSearch {
             ));
         }
         if words.iter().any(|w| w.chars().any(char::is_control)) {
-            return Err(DomainError::invalid("filter.text", "must not contain control characters"));
+            return Err(DomainError::invalid(
+                "filter.text",
+                "must not contain control characters",
+            ));
         }
         if d.prefecture.is_none() && d.municipality.is_none() && postal.is_none() && words.is_empty() {
             return Err(DomainError::invalid(
@@ -511,7 +514,10 @@ mod tests {
                 },
                 "filter.municipality",
             ),
-            (|d| d.municipality = Some("130001".parse().expect("m")), "filter.municipality"),
+            (
+                |d| d.municipality = Some("130001".parse().expect("m")),
+                "filter.municipality",
+            ),
             (|d| d.postal_code = Some("1x".into()), "filter.postalCode"),
             (|d| d.text = Some("あ".repeat(51)), "filter.text"),
             (|d| d.text = Some("a b c d e f".into()), "filter.text"),

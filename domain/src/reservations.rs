@@ -10,10 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{NaiveDate, Utc};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::authz::{self, Actor};
 use crate::availability::{
@@ -38,7 +35,10 @@ fn corrupt(key: &str, e: impl std::fmt::Display) -> DomainError {
 }
 
 pub(crate) fn availability_from_model(m: site_availability::Model) -> DomainResult<SiteAvailability> {
-    let count = |v: Option<i32>| v.map(|n| u32::try_from(n).map_err(|e| corrupt(&m.site_code, e))).transpose();
+    let count = |v: Option<i32>| {
+        v.map(|n| u32::try_from(n).map_err(|e| corrupt(&m.site_code, e)))
+            .transpose()
+    };
     Ok(SiteAvailability {
         status: m.status.parse().map_err(|e| corrupt(&m.site_code, e))?,
         source: m.source.parse().map_err(|e| corrupt(&m.site_code, e))?,
@@ -160,10 +160,12 @@ pub async fn set_availability(
         .map(|a| a.booking.clone())
         .unwrap_or_default()
         .apply(draft, "input")?;
-    let status = draft
-        .status
-        .or(current.as_ref().map(|a| a.status))
-        .ok_or_else(|| DomainError::invalid("input.status", "is required the first time a site states its availability"))?;
+    let status = draft.status.or(current.as_ref().map(|a| a.status)).ok_or_else(|| {
+        DomainError::invalid(
+            "input.status",
+            "is required the first time a site states its availability",
+        )
+    })?;
     let availability = SiteAvailability {
         status,
         source: if derived {
@@ -183,7 +185,11 @@ pub async fn set_availability(
     Ok(AvailabilityChange { site, availability })
 }
 
-async fn slots_of<C: ConnectionTrait>(db: &C, code: &SiteCode, from: Option<NaiveDate>) -> DomainResult<Vec<VenueSlot>> {
+async fn slots_of<C: ConnectionTrait>(
+    db: &C,
+    code: &SiteCode,
+    from: Option<NaiveDate>,
+) -> DomainResult<Vec<VenueSlot>> {
     let mut q = venue_slot::Entity::find().filter(venue_slot::Column::SiteCode.eq(code.as_str()));
     if let Some(from) = from {
         q = q.filter(venue_slot::Column::SlotDate.gte(from));

@@ -52,7 +52,11 @@ impl MigrationTrait for Migration {
                     .col(integer("capacity"))
                     .col(integer("booked"))
                     .col(timestamp_with_time_zone("updated_at"))
-                    .foreign_key(ForeignKey::create().from("venue_slots", "site_code").to("sites", "code"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("venue_slots", "site_code")
+                            .to("sites", "code"),
+                    )
                     .to_owned(),
             )
             .await?;

@@ -80,7 +80,10 @@ impl RefData {
     }
 
     /// The municipalities of one prefecture, by code.
-    pub fn municipalities_of<'a>(&'a self, p: &'a codes::PrefectureCode) -> impl Iterator<Item = &'a Municipality> + 'a {
+    pub fn municipalities_of<'a>(
+        &'a self,
+        p: &'a codes::PrefectureCode,
+    ) -> impl Iterator<Item = &'a Municipality> + 'a {
         self.municipalities.iter().filter(move |m| m.prefecture.0 == *p)
     }
 

@@ -252,7 +252,10 @@ impl Site {
         self.0.updated_at
     }
     /// 予約受付状況 and how to book; null until the site first states it.
-    async fn availability(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<super::availability::SiteAvailability>> {
+    async fn availability(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::availability::SiteAvailability>> {
         let loader = ctx.data::<super::availability::AvailabilityLoaderHandle>()?;
         Ok(loader
             .load_one(self.0.code)

@@ -85,7 +85,9 @@ impl AvailabilityBus {
                 origin: self.origin,
                 site: (*site).clone(),
             };
-            let Ok(payload) = serde_json::to_string(&msg) else { return };
+            let Ok(payload) = serde_json::to_string(&msg) else {
+                return;
+            };
             let mut conn = conn.clone();
             let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
                 .arg(&**channel)
@@ -106,7 +108,9 @@ impl AvailabilityBus {
 async fn relay(mut pubsub: redis::aio::PubSub, tx: &broadcast::Sender<Arc<PublicSite>>, origin: u64) {
     let mut messages = pubsub.on_message();
     while let Some(msg) = messages.next().await {
-        let Ok(payload) = msg.get_payload::<String>() else { continue };
+        let Ok(payload) = msg.get_payload::<String>() else {
+            continue;
+        };
         match serde_json::from_str::<Message>(&payload) {
             Ok(m) if m.origin != origin => {
                 let _ = tx.send(Arc::new(m.site));

@@ -246,7 +246,10 @@ mod tests {
     fn insignificant_tokens_collapse_and_strings_stay() {
         let cases = [
             ("{ a }", "{a}"),
-            ("query Q($x: Int) {\n  a(x: $x) # why\n  b\n}", "query Q($x:Int){a(x:$x)b}"),
+            (
+                "query Q($x: Int) {\n  a(x: $x) # why\n  b\n}",
+                "query Q($x:Int){a(x:$x)b}",
+            ),
             ("{ a, b, c }", "{a b c}"),
             ("{ a(t: \"x  y, # z\") }", "{a(t:\"x  y, # z\")}"),
             ("{ a(t: \"q\\\"  \") b }", "{a(t:\"q\\\"  \")b}"),
@@ -276,8 +279,11 @@ mod tests {
         let cache = ResponseCache::new(1 << 20, Duration::from_secs(60));
         let m: domain::codes::MunicipalityCode = "131016".parse().expect("m");
         let deps = Deps::default();
-        deps.depend(&gens, &super::super::generations::reads(domain::public::Area::Municipality(m)))
-            .await;
+        deps.depend(
+            &gens,
+            &super::super::generations::reads(domain::public::Area::Municipality(m)),
+        )
+        .await;
         assert!(cache.put("k".into(), Bytes::from_static(b"v"), &deps));
         assert_eq!(cache.get(&gens, "k").await.as_deref(), Some(&b"v"[..]));
         gens.bump(&super::super::generations::availability_change(m)).await;

@@ -58,7 +58,11 @@ pub async fn manifest(State(api): State<PublicApi>, headers: HeaderMap) -> Respo
 
 pub async fn file(State(api): State<PublicApi>, Path((prefecture, name)): Path<(String, String)>) -> Response {
     let Ok(p) = prefecture.parse::<PrefectureCode>() else {
-        return error(StatusCode::NOT_FOUND, "no such prefecture: use 01-47", crate::error::code::NOT_FOUND);
+        return error(
+            StatusCode::NOT_FOUND,
+            "no such prefecture: use 01-47",
+            crate::error::code::NOT_FOUND,
+        );
     };
     let Some(kind) = ResourceType::from_file_name(&name) else {
         return error(

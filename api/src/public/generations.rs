@@ -198,7 +198,10 @@ mod tests {
             assert!(!overlap(&change, &reads(Area::Prefecture(sapporo.prefecture()))));
         }
         // Availability in Chiyoda leaves Shinjuku's answers alone …
-        assert!(!overlap(&availability_change(chiyoda), &reads(Area::Municipality(shinjuku))));
+        assert!(!overlap(
+            &availability_change(chiyoda),
+            &reads(Area::Municipality(shinjuku))
+        ));
         // … but a site-master change in Tokyo may have moved a site out of Shinjuku.
         assert!(overlap(&site_change(chiyoda), &reads(Area::Municipality(shinjuku))));
         for area in [Area::Nation, Area::Prefecture(tokyo), Area::Municipality(chiyoda)] {

@@ -151,7 +151,11 @@ mod tests {
         let peer: SocketAddr = "10.0.0.9:4000".parse().expect("addr");
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7, 203.0.113.5"));
-        assert_eq!(l.client(&h, Some(peer)), Some("10.0.0.9".parse().expect("ip")), "not trusted");
+        assert_eq!(
+            l.client(&h, Some(peer)),
+            Some("10.0.0.9".parse().expect("ip")),
+            "not trusted"
+        );
         let trusting = RateLimit::new(1.0, 1, true);
         assert_eq!(
             trusting.client(&h, Some(peer)),

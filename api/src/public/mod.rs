@@ -114,7 +114,9 @@ impl PublicChanges {
     }
 
     pub async fn site_changed(&self, site: &Site) {
-        self.gens.bump(&generations::site_change(site.details.municipality)).await;
+        self.gens
+            .bump(&generations::site_change(site.details.municipality))
+            .await;
     }
 
     pub async fn everything_changed(&self) {
@@ -298,7 +300,10 @@ pub async fn refresh_derived(store: &Store, changes: &PublicChanges) {
     match domain::reservations::refresh_derived(store, today).await {
         Ok(changed) if changed.is_empty() => {}
         Ok(changed) => {
-            tracing::info!(municipalities = changed.len(), "slot-derived statuses refreshed for {today}");
+            tracing::info!(
+                municipalities = changed.len(),
+                "slot-derived statuses refreshed for {today}"
+            );
             changes.everything_changed().await;
         }
         Err(e) => {

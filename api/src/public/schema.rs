@@ -233,7 +233,7 @@ async fn depend(ctx: &Context<'_>, keys: &[GenKey]) -> async_graphql::Result<()>
 #[derive(Default)]
 pub struct PublicQuery;
 
-#[Object]
+#[Object(name = "Query")]
 impl PublicQuery {
     /// The 47 prefectures.
     async fn prefectures(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PublicPrefecture>> {
@@ -287,15 +287,18 @@ impl PublicQuery {
             .collect()
     }
 
-    /// Active sites matching the search, ordered by site code, a page at a time (pageSize ≤ 50).
-    #[graphql(complexity = "100 + (page_size.max(0) as usize) * child_complexity")]
+    /// Active sites matching the search, ordered by site code, a page at a time: `page` from 1
+    /// (default 1), `pageSize` up to 50 (default 20).
+    #[graphql(complexity = "100 + (page_size.unwrap_or(20).max(0) as usize) * child_complexity")]
     async fn sites(
         &self,
         ctx: &Context<'_>,
         filter: SiteSearchInput,
-        #[graphql(default = 1)] page: i32,
-        #[graphql(default = 20)] page_size: i32,
+        page: Option<i32>,
+        page_size: Option<i32>,
     ) -> async_graphql::Result<SitePage> {
+        let page = page.unwrap_or(1);
+        let page_size = page_size.unwrap_or(public::DEFAULT_PAGE_SIZE as i32);
         let search = public::PublicSearch::new(public::SearchDraft {
             prefecture: filter.prefecture.map(|p| p.0),
             municipality: filter.municipality.map(|m| m.0),
@@ -338,7 +341,7 @@ impl PublicQuery {
 #[derive(Default)]
 pub struct PublicSubscription;
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl PublicSubscription {
     /// A site's public card each time its availability changes in this municipality. If the
     /// connection falls behind, an error tells you to refetch and the stream goes on.
@@ -351,9 +354,7 @@ impl PublicSubscription {
         let rx = ctx.data::<AvailabilityBus>()?.subscribe();
         let wanted = municipality.0;
         Ok(BroadcastStream::new(rx).filter_map(move |event| match event {
-            Ok(site) => {
-                (site.municipality == wanted).then(|| Ok(PublicSiteView::new((*site).clone(), &refdata)))
-            }
+            Ok(site) => (site.municipality == wanted).then(|| Ok(PublicSiteView::new((*site).clone(), &refdata))),
             Err(BroadcastStreamRecvError::Lagged(n)) => Some(Err(coded(
                 format!("fell behind by {n} changes; refetch"),
                 code::CONFLICT,
