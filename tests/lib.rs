@@ -129,6 +129,31 @@ impl Drop for TestDb {
     }
 }
 
+/// The configuration test servers start with: port 0, the test secret, Redis when
+/// `TEST_REDIS_URL` is set (with keys and channels under a prefix of their own, so parallel
+/// tests never see each other's cache generations or events), and public rate limiting off
+/// (the tests of limiting turn it on).
+pub fn test_config(db: &TestDb) -> ServerConfig {
+    static N: AtomicU64 = AtomicU64::new(0);
+    ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: db.url.clone(),
+        redis_url: std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()),
+        auth: test_auth(),
+        max_body_bytes: 32 * 1024 * 1024,
+        public: api::public::PublicSettings {
+            rate_per_second: 0.0,
+            redis_prefix: format!(
+                "vsys-test:{}:{}:{}:",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed),
+                chrono::Utc::now().timestamp_micros()
+            ),
+            ..Default::default()
+        },
+    }
+}
+
 /// A running server on a fresh database.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -144,13 +169,13 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: TestDb) -> TestApp {
-        let cfg = ServerConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            database_url: db.url.clone(),
-            redis_url: std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()),
-            auth: test_auth(),
-            max_body_bytes: 32 * 1024 * 1024,
-        };
+        Self::spawn_with(db, |_| {}).await
+    }
+
+    /// As [`TestApp::spawn_on`], with the configuration adjusted first (e.g. public limits).
+    pub async fn spawn_with(db: TestDb, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+        let mut cfg = test_config(&db);
+        adjust(&mut cfg);
         let running = api::server::start(cfg).await.expect("server starts");
         TestApp {
             addr: running.addr,

@@ -23,8 +23,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrated");
             Ok(())
         }
-        Command::Schema => {
-            print!("{}", crate::graphql::sdl());
+        Command::Schema { public } => {
+            if public {
+                print!("{}", crate::public::schema::sdl());
+            } else {
+                print!("{}", crate::graphql::sdl());
+            }
             Ok(())
         }
         Command::Token(TokenCommand::Issue {
@@ -61,6 +65,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         redis_url: args.redis_url.clone(),
         auth: args.jwt.settings(),
         max_body_bytes: args.max_body_bytes,
+        public: args.public.settings(),
     };
     let store = Store::new(crate::db::connect(&cfg.database_url).await?);
     if args.demo {
@@ -73,7 +78,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let running = server::start_with_store(cfg.clone(), store).await?;
     println!(
-        "vsys listening on http://{0}  (GraphiQL: http://{0}/graphql)",
+        "vsys listening on http://{0}  (public site: http://{0}/ , GraphiQL: http://{0}/graphql)",
         running.addr
     );
     if args.demo {

@@ -28,7 +28,11 @@ pub enum Command {
     /// Apply database migrations and exit.
     Migrate(DbArgs),
     /// Print the GraphQL schema (SDL); `schema.graphql` must equal it.
-    Schema,
+    Schema {
+        /// Print the public (anonymous) schema instead; `public-schema.graphql` must equal it.
+        #[arg(long)]
+        public: bool,
+    },
     /// Development tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -98,6 +102,52 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes (site imports through GraphQL are the big ones).
     #[arg(long, env = "VSYS_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    #[command(flatten)]
+    pub public: PublicArgs,
+}
+
+/// The public side: anonymous traffic limits, the response cache, the feed's address.
+#[derive(Debug, Args, Clone)]
+pub struct PublicArgs {
+    /// Requests per second each client address may make to the public site and API (and
+    /// anonymously to /graphql); 0 turns rate limiting off.
+    #[arg(long, env = "VSYS_PUBLIC_RATE_LIMIT", default_value_t = 20.0)]
+    pub public_rate_limit: f64,
+    /// Requests a client may make in a burst before the rate applies.
+    #[arg(long, env = "VSYS_PUBLIC_RATE_BURST", default_value_t = 60)]
+    pub public_rate_burst: u32,
+    /// Take the client address from X-Forwarded-For (only behind a proxy that sets it).
+    #[arg(long, env = "VSYS_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+    /// Memory for cached public answers, in MiB; 0 turns the cache off.
+    #[arg(long, env = "VSYS_PUBLIC_CACHE_MB", default_value_t = 64)]
+    pub public_cache_mb: usize,
+    /// Longest life of a cached public answer, in seconds (changes made through the API
+    /// invalidate at once; this bounds staleness after writes made around it).
+    #[arg(long, env = "VSYS_PUBLIC_CACHE_TTL", default_value_t = 300)]
+    pub public_cache_ttl: u64,
+    /// Absolute base URL for the feed's manifest, e.g. https://vaccine.example.jp
+    /// (default: http:// + the request's Host).
+    #[arg(long, env = "VSYS_PUBLIC_BASE_URL")]
+    pub public_base_url: Option<String>,
+    /// Prefix of this deployment's Redis keys and channels (instances of one deployment share it).
+    #[arg(long, env = "VSYS_REDIS_PREFIX", default_value = "vsys:")]
+    pub redis_prefix: String,
+}
+
+impl PublicArgs {
+    pub fn settings(&self) -> crate::public::PublicSettings {
+        crate::public::PublicSettings {
+            rate_per_second: self.public_rate_limit,
+            rate_burst: self.public_rate_burst,
+            trust_forwarded_for: self.trust_forwarded_for,
+            cache_bytes: self.public_cache_mb * 1024 * 1024,
+            cache_ttl: std::time::Duration::from_secs(self.public_cache_ttl),
+            redis_prefix: self.redis_prefix.clone(),
+            base_url: self.public_base_url.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

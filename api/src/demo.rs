@@ -1,8 +1,10 @@
 //! `vsys serve --demo`: a small but real-looking data set for a first look — sites in five
-//! municipalities with valid codes, base and satellite sites, venues with assigned codes — and a
+//! municipalities with valid codes, base and satellite sites, venues with assigned codes and
+//! bookable slots, reservation availability (○△×◎) — and a
 //! development token per role. Runs only on an empty site master; it never touches real data.
 
 use domain::authz::Actor;
+use domain::availability::{Availability, AvailabilityDraft, Patch, SlotDraft};
 use domain::codes::SiteCode;
 use domain::site::SiteDraft;
 use domain::store::Store;
@@ -91,8 +93,45 @@ pub async fn seed(store: &Store) -> anyhow::Result<usize> {
             "MASS_VENUE",
         );
         venue.products = "comirnaty,spikevax".into();
-        domain::sites::register(store, &Actor::System, None, &venue).await?;
+        let venue = domain::sites::register(store, &Actor::System, None, &venue).await?;
         count += 1;
+        // Bookable slots for the venue: tomorrow morning and afternoon.
+        let tomorrow = domain::public::today() + chrono::Duration::days(1);
+        for (start, end, booked) in [("09:00", "12:00", 20 + a as i64 * 15), ("13:00", "16:00", 60)] {
+            let slot = SlotDraft {
+                date: tomorrow,
+                start_time: start.into(),
+                end_time: end.into(),
+                capacity: 100,
+                booked,
+            };
+            domain::reservations::set_venue_slot(store, &Actor::System, &venue.code, &slot).await?;
+        }
+    }
+    // Every clinic but the last of each area states its availability (○ △ × ◎ in turn).
+    let page = domain::sites::list(store, &Actor::System, &Default::default(), None, 100).await?;
+    let statuses = [
+        Availability::Open,
+        Availability::Few,
+        Availability::Full,
+        Availability::NoBookingNeeded,
+    ];
+    for (i, site) in page
+        .sites
+        .iter()
+        .filter(|s| !s.details.kind.is_non_medical_venue())
+        .enumerate()
+    {
+        if i % 5 == 4 {
+            continue;
+        }
+        let draft = AvailabilityDraft {
+            status: Some(statuses[i % statuses.len()]),
+            booking_phone: Patch::Set(site.details.phone.clone()),
+            booking_url: Patch::Set(format!("https://yoyaku.example.jp/{}", site.code)),
+            booking_notes: Patch::Set("予約は電話またはウェブで受け付けています。".into()),
+        };
+        domain::reservations::set_availability(store, &Actor::System, &site.code, &draft).await?;
     }
     Ok(count)
 }

@@ -13,6 +13,9 @@ pub mod code {
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const CONFLICT: &str = "CONFLICT";
     pub const INTERNAL: &str = "INTERNAL";
+    /// HTTP 429 for anonymous traffic over its rate (see `public::limit`); not a GraphQL
+    /// execution error: the request was refused before GraphQL ran.
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
 }
 
 /// An error with its code, built where the code is known.

@@ -6,6 +6,8 @@
 //! - [`auth`]: bearer-token verification (HS256 for development, JWKS RS256/ES256 in production).
 //! - [`error`]: domain errors → GraphQL errors with stable codes.
 //! - [`events`]: in-process fan-out of committed changes to subscriptions.
+//! - [`public`]: the anonymous side: public GraphQL schema, web page, open feed, rate limits,
+//!   response cache.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and structured logs.
 //! - [`config`], [`cli`], [`demo`], [`db`]: the binary's commands and settings.
 
@@ -18,5 +20,6 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod metrics;
+pub mod public;
 pub mod server;
 pub mod telemetry;

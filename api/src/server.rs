@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::Data;
+use async_graphql::dataloader::DataLoader;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::body::Bytes;
@@ -24,7 +25,12 @@ use tokio::task::JoinHandle;
 use crate::auth::{AuthError, AuthSettings, Authenticator, bearer_token};
 use crate::error::code;
 use crate::events::SiteEvents;
+use crate::graphql::availability::AvailabilityLoader;
 use crate::graphql::{self, Caller, Principal, RefData, VsysSchema};
+use crate::public::bus::AvailabilityBus;
+use crate::public::generations::Generations;
+use crate::public::limit::{self, RateLimit};
+use crate::public::{self, PublicApi, PublicChanges, PublicSettings};
 
 /// Everything `start` needs; the binary fills it from flags and environment.
 #[derive(Debug, Clone)]
@@ -34,6 +40,8 @@ pub struct ServerConfig {
     pub redis_url: Option<String>,
     pub auth: AuthSettings,
     pub max_body_bytes: usize,
+    /// The public side: rate limits, response cache, feed URL, Redis key prefix.
+    pub public: PublicSettings,
 }
 
 #[derive(Clone)]
@@ -50,6 +58,8 @@ pub struct Running {
     pub store: Store,
     shutdown: oneshot::Sender<()>,
     join: JoinHandle<std::io::Result<()>>,
+    /// Tasks that live as long as the server (event relay, daily refresh, limiter sweeps).
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Running {
@@ -57,6 +67,9 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
         self.join.await??;
+        for task in &self.background {
+            task.abort();
+        }
         Ok(())
     }
 
@@ -88,52 +101,83 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
         None => None,
         Some(url) => {
             let client = redis::Client::open(url.as_str())?;
-            Some(redis::aio::ConnectionManager::new(client).await?)
+            let conn = redis::aio::ConnectionManager::new(client.clone()).await?;
+            Some((client, conn))
         }
     };
     let refdata = RefData::load(&store)
         .await
         .map_err(|e| anyhow::anyhow!("loading reference data: {e}"))?;
+    let mut background = Vec::new();
+    // With Redis, cache generations and availability events are shared by every instance;
+    // without it they stay in this process (one instance).
+    let (gens, bus) = match &redis {
+        None => (Generations::local(), AvailabilityBus::local()),
+        Some((client, conn)) => {
+            let (bus, relay) = AvailabilityBus::redis(client.clone(), conn.clone(), &cfg.public.redis_prefix).await?;
+            background.push(relay);
+            (Generations::redis(conn.clone(), &cfg.public.redis_prefix), bus)
+        }
+    };
+    let changes = PublicChanges::new(gens.clone(), bus.clone());
+    public::refresh_derived(&store, &changes).await;
+    background.push(public::spawn_daily_refresh(store.clone(), changes.clone()));
     let schema = graphql::builder()
         .data(store.clone())
-        .data(refdata)
+        .data(refdata.clone())
         .data(SiteEvents::default())
+        .data(changes)
+        .data(DataLoader::new(AvailabilityLoader(store.clone()), tokio::spawn))
         .extension(crate::metrics::GraphqlObservability)
         .limit_depth(12)
         .limit_complexity(5_000)
         .finish();
     crate::metrics::handle();
+    let limit = RateLimit::new(
+        cfg.public.rate_per_second,
+        cfg.public.rate_burst,
+        cfg.public.trust_forwarded_for,
+    );
+    background.push(public::spawn_limit_sweeper(limit.clone()));
+    let public_api = PublicApi::new(store.clone(), refdata, gens, bus, &cfg.public);
     let state = AppState {
         schema,
         auth,
         store: store.clone(),
-        redis,
+        redis: redis.map(|(_, conn)| conn),
     };
+    let anonymous_limit =
+        axum::middleware::from_fn_with_state((limit.clone(), limit::Scope::Anonymous), limit::limit_requests);
     let app = Router::new()
-        .route("/graphql", get(graphiql).post(graphql_http))
-        .route("/graphql/ws", get(graphql_ws))
+        .route(
+            "/graphql",
+            get(graphiql).post(graphql_http).layer(anonymous_limit.clone()),
+        )
+        .route("/graphql/ws", get(graphql_ws).layer(anonymous_limit))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .with_state(state)
+        .merge(public::router(public_api, limit))
         .layer(axum::middleware::from_fn(crate::metrics::http_layer))
-        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
-        .with_state(state);
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes));
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
     let join = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async {
                 let _ = rx.await;
             })
             .await
     });
-    tracing::info!(%addr, "listening; GraphiQL at http://{addr}/graphql");
+    tracing::info!(%addr, "listening; public site at http://{addr}/ , GraphiQL at http://{addr}/graphql");
     Ok(Running {
         addr,
         store,
         shutdown: tx,
         join,
+        background,
     })
 }
 

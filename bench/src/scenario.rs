@@ -112,7 +112,7 @@ pub trait Scenario {
 
 /// Every scenario, in the order `--scenario all` runs them.
 pub fn registry() -> Vec<Box<dyn Scenario>> {
-    vec![Box::new(scenarios::import::Import::default()), Box::new(scenarios::graphql_overhead::GraphqlOverhead::default())]
+    vec![Box::new(scenarios::import::Import::default()), Box::new(scenarios::graphql_overhead::GraphqlOverhead::default()), Box::new(scenarios::public_search::PublicSearch::default())]
 }
 
 /// Median of a non-empty sample (mean of the middle two for an even count).

@@ -310,6 +310,32 @@ pub fn can_import_sites(actor: &Actor) -> Result<(), Denied> {
     }
 }
 
+/// Stating a site's availability (予約受付状況) and how to book: the site itself; the
+/// municipality for its own non-medical venues (which it runs); NATIONAL any. A municipality
+/// does not speak for a clinic or hospital: a medical site states its own.
+pub fn can_set_availability(actor: &Actor, site: &SiteFacts<'_>) -> Result<(), Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(()),
+        Actor::Site(own) if own == site.code => Ok(()),
+        Actor::Municipality(m) if m == site.municipality && site.kind.is_non_medical_venue() => Ok(()),
+        Actor::Municipality(m) if m == site.municipality => deny("a medical site states its own availability"),
+        _ => deny(format!("site {} is outside your scope", site.code)),
+    }
+}
+
+/// Keeping a venue's bookable slots (date, time, capacity, booked): the municipality that runs
+/// the venue; NATIONAL. Not the venue's own SITE login: the municipality's booking system is the
+/// one source of slot numbers. Only non-medical venues have slots (the service refuses others).
+pub fn can_manage_slots(actor: &Actor, site: &SiteFacts<'_>) -> Result<(), Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(()),
+        Actor::Municipality(m) if m == site.municipality && site.kind.is_non_medical_venue() => Ok(()),
+        Actor::Municipality(m) if m == site.municipality => deny("only non-medical venues have slots"),
+        Actor::Site(own) if own == site.code => deny("a venue's slots are kept by its municipality"),
+        _ => deny(format!("site {} is outside your scope", site.code)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,6 +580,39 @@ mod tests {
         }
         for actor in [&tokyo, &chiyoda_m, &clinic_a, &wholesaler, &assoc, &federation] {
             assert!(can_import_sites(actor).is_err(), "import {actor:?}");
+        }
+
+        // availability (status and booking) and venue slots
+        let venue_site = Actor::Site(venue_code);
+        let availability: &[(&Actor, &SiteFacts<'_>, bool, bool)] = &[
+            // actor, site, may set availability, may manage slots
+            (&national, &clinic, true, true),
+            (&national, &venue, true, true),
+            (&clinic_a, &clinic, true, false),
+            (&clinic_a, &venue, false, false),
+            (&venue_site, &venue, true, false),
+            (&chiyoda_m, &venue, true, true),
+            (&chiyoda_m, &clinic, false, false),
+            (&sapporo_m, &venue, false, false),
+            (&tokyo, &venue, false, false),
+            (&tokyo, &clinic, false, false),
+            (&wholesaler, &clinic, false, false),
+            (&assoc, &clinic, false, false),
+            (&federation, &venue, false, false),
+        ];
+        for (actor, site, set, slots) in availability {
+            assert_eq!(
+                can_set_availability(actor, site).is_ok(),
+                *set,
+                "availability {actor:?} {}",
+                site.code
+            );
+            assert_eq!(
+                can_manage_slots(actor, site).is_ok(),
+                *slots,
+                "slots {actor:?} {}",
+                site.code
+            );
         }
     }
 }

@@ -5,6 +5,12 @@
 //! - [`site`]: the site master's vocabulary and pure validation rules.
 //! - [`authz`]: who may do what — the only place roles are interpreted.
 //! - [`sites`]: the site-master service (register, change, withdraw, list, import, history).
+//! - [`availability`], [`products`]: reservation availability (○△×), venue slots and the
+//!   status derived from them, product names — pure rules.
+//! - [`reservations`]: the availability service (set a status, keep a venue's slots).
+//! - [`public`]: anonymous reads for the public site and the open feed ([`public::PublicSite`]
+//!   is the only shape in which a site leaves anonymously); [`feed`]: its SMART Scheduling
+//!   Links mapping (pure).
 //! - [`entities`]: SeaORM storage shapes, never handed to callers.
 //! - [`store`]: the database handle and the single way to open a write transaction.
 //! - [`error`]: the one error type services return.
@@ -15,11 +21,16 @@
 mod macros;
 
 pub mod authz;
+pub mod availability;
 pub mod codes;
 pub mod entities;
 pub mod error;
+pub mod feed;
 pub mod product;
+pub mod product_names;
+pub mod public;
 pub mod quantity;
+pub mod reservations;
 pub mod site;
 pub mod sites;
 pub mod store;

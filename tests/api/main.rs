@@ -3,9 +3,12 @@
 //! the same tests on PostgreSQL (and Redis).
 
 mod auth;
+mod availability;
 mod cli;
 mod import;
 mod ops;
+mod public;
+mod public_browser;
 mod reference;
 mod schema;
 mod sites;

@@ -1,6 +1,7 @@
 //! The GraphQL schema: query, mutation and subscription roots, and the per-request context
 //! (who is calling). Resolvers are thin: caller + input → one domain call → view type.
 
+pub mod availability;
 mod inputs;
 pub mod products;
 pub mod scalars;
@@ -79,6 +80,14 @@ impl RefData {
         }))
     }
 
+    /// The municipalities of one prefecture, by code.
+    pub fn municipalities_of<'a>(
+        &'a self,
+        p: &'a codes::PrefectureCode,
+    ) -> impl Iterator<Item = &'a Municipality> + 'a {
+        self.municipalities.iter().filter(move |m| m.prefecture.0 == *p)
+    }
+
     pub fn municipality(&self, code: &codes::MunicipalityCode) -> Option<&Municipality> {
         self.by_code.get(code.as_str()).map(|i| &self.municipalities[*i])
     }
@@ -135,10 +144,15 @@ impl ReferenceQuery {
 }
 
 #[derive(MergedObject, Default)]
-pub struct Query(ReferenceQuery, sites::SiteQuery, products::ProductQuery);
+pub struct Query(
+    ReferenceQuery,
+    sites::SiteQuery,
+    products::ProductQuery,
+    availability::AvailabilityQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(sites::SiteMutation);
+pub struct Mutation(sites::SiteMutation, availability::AvailabilityMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(sites::SiteSubscription);

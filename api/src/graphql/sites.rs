@@ -13,6 +13,7 @@ use super::types::{ImportReport, Site};
 use super::{caller_actor, gql, store};
 use crate::error::{code, coded};
 use crate::events::SiteEvents;
+use crate::public::PublicChanges;
 
 /// Largest page a caller may ask for.
 const MAX_PAGE: usize = 500;
@@ -102,6 +103,7 @@ impl SiteMutation {
         let actor = caller_actor(ctx)?;
         let draft = input.draft();
         let site = gql(domain::sites::register(store(ctx)?, actor, input.code.map(|c| c.0), &draft).await)?;
+        ctx.data::<PublicChanges>()?.site_changed(&site).await;
         ctx.data::<SiteEvents>()?.publish(&site);
         Ok(Site(site))
     }
@@ -117,6 +119,7 @@ impl SiteMutation {
     ) -> async_graphql::Result<Site> {
         let actor = caller_actor(ctx)?;
         let site = gql(domain::sites::update(store(ctx)?, actor, &code.0, expected_version, |d| input.apply(d)).await)?;
+        ctx.data::<PublicChanges>()?.site_changed(&site).await;
         ctx.data::<SiteEvents>()?.publish(&site);
         Ok(Site(site))
     }
@@ -125,6 +128,7 @@ impl SiteMutation {
     async fn withdraw_site(&self, ctx: &Context<'_>, code: SiteCode) -> async_graphql::Result<Site> {
         let actor = caller_actor(ctx)?;
         let site = gql(domain::sites::withdraw(store(ctx)?, actor, &code.0).await)?;
+        ctx.data::<PublicChanges>()?.site_changed(&site).await;
         ctx.data::<SiteEvents>()?.publish(&site);
         Ok(Site(site))
     }
@@ -134,6 +138,7 @@ impl SiteMutation {
     async fn import_sites(&self, ctx: &Context<'_>, csv: String) -> async_graphql::Result<ImportReport> {
         let actor = caller_actor(ctx)?;
         let report = gql(domain::sites::import_csv(store(ctx)?, actor, csv.as_bytes(), &|_, _| {}).await)?;
+        ctx.data::<PublicChanges>()?.everything_changed().await;
         Ok(report.into())
     }
 }

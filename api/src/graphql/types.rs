@@ -76,6 +76,29 @@ pub enum HistoryAction {
     Withdrawn,
 }
 
+/// 予約受付状況.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::availability::Availability")]
+pub enum AvailabilityStatus {
+    /// ○ 予約可能
+    Open,
+    /// △ 残りわずか
+    Few,
+    /// × 予約不可
+    Full,
+    /// ◎ 予約不要
+    NoBookingNeeded,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "domain::availability::AvailabilitySource")]
+pub enum AvailabilitySource {
+    /// Stated by the site (or, for a venue without slots, its municipality).
+    Manual,
+    /// Derived from the venue's slots.
+    Slots,
+}
+
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "domain::authz::Role")]
 pub enum Role {
@@ -227,6 +250,18 @@ impl Site {
     }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
+    }
+    /// 予約受付状況 and how to book; null until the site first states it.
+    async fn availability(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::availability::SiteAvailability>> {
+        let loader = ctx.data::<super::availability::AvailabilityLoaderHandle>()?;
+        Ok(loader
+            .load_one(self.0.code)
+            .await
+            .map_err(|e| (*e).clone())?
+            .map(super::availability::SiteAvailability))
     }
     /// Who changed what and when (追加・変更・脱退), oldest first.
     async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SiteHistoryEntry>> {

@@ -8,4 +8,6 @@ pub mod prefecture;
 pub mod product;
 pub mod product_ancillary;
 pub mod site;
+pub mod site_availability;
 pub mod site_history;
+pub mod venue_slot;

@@ -100,7 +100,7 @@ pub async fn municipality(store: &Store, code: &MunicipalityCode) -> DomainResul
         .transpose()
 }
 
-fn facts(site: &Site) -> SiteFacts<'_> {
+pub(crate) fn facts(site: &Site) -> SiteFacts<'_> {
     SiteFacts {
         code: &site.code,
         municipality: &site.details.municipality,
@@ -109,7 +109,7 @@ fn facts(site: &Site) -> SiteFacts<'_> {
     }
 }
 
-async fn load<C: ConnectionTrait>(db: &C, code: &SiteCode) -> DomainResult<Option<Site>> {
+pub(crate) async fn load<C: ConnectionTrait>(db: &C, code: &SiteCode) -> DomainResult<Option<Site>> {
     site::Entity::find_by_id(code.as_str())
         .one(db)
         .await?
@@ -158,7 +158,7 @@ fn scope_condition(scope: &SiteScope) -> Condition {
 }
 
 /// Escapes LIKE wildcards so a search for "50%" means the text "50%".
-fn like_contains(s: &str) -> LikeExpr {
+pub(crate) fn like_contains(s: &str) -> LikeExpr {
     let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     LikeExpr::new(format!("%{escaped}%")).escape('\\')
 }

@@ -1,0 +1,5 @@
+//! The scenarios, one module each; `scenario::registry` lists them.
+
+pub mod graphql_overhead;
+pub mod import;
+pub mod public_search;
