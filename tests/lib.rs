@@ -275,37 +275,6 @@ pub fn clinic_input(code: &str, municipality: &str, name: &str) -> Value {
 
 pub const REGISTER: &str = "mutation($input: RegisterSiteInput!) { registerSite(input: $input) { code codeKind name kind status version municipality { code name } coldChain { role freezerClass baseSite } wholesaler products } }";
 
-/// The configuration `spawn_on` uses, for tests that start a server with other settings.
-pub fn server_config(db: &TestDb) -> ServerConfig {
-    ServerConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url: db.url.clone(),
-        redis_url: std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()),
-        auth: test_auth(),
-        max_body_bytes: 32 * 1024 * 1024,
-    }
-}
-
-impl TestApp {
-    /// As [`TestApp::spawn_on`], with other authentication settings (e.g. a JWKS).
-    pub async fn spawn_with(db: TestDb, auth: AuthSettings) -> TestApp {
-        Self::spawn_configured(db, |cfg| cfg.auth = auth).await
-    }
-
-    /// As [`TestApp::spawn_on`], with the configuration changed by `adjust` first.
-    pub async fn spawn_configured(db: TestDb, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
-        let mut cfg = server_config(&db);
-        adjust(&mut cfg);
-        let running = api::server::start(cfg).await.expect("server starts");
-        TestApp {
-            addr: running.addr,
-            client: reqwest::Client::new(),
-            running: Some(running),
-            db,
-        }
-    }
-}
-
 /// A file under `tests/fixtures`.
 pub fn fixture(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

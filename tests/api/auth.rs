@@ -191,7 +191,7 @@ async fn production_mode_accepts_jwks_keys_and_refuses_hs256() {
         issuer: "vsys".into(),
         audience: "vsys".into(),
     };
-    let app = TestApp::spawn_with(TestDb::new().await, auth).await;
+    let app = TestApp::spawn_with(TestDb::new().await, |cfg| cfg.auth = auth).await;
     let c = claims(json!({}));
 
     let accepted = [

@@ -133,7 +133,7 @@ async fn graphiql_is_served_on_get() {
 #[tokio::test]
 async fn a_body_over_the_limit_is_refused_with_413_and_stores_nothing() {
     const LIMIT: usize = 64 * 1024;
-    let app = TestApp::spawn_configured(TestDb::new().await, |cfg| cfg.max_body_bytes = LIMIT).await;
+    let app = TestApp::spawn_with(TestDb::new().await, |cfg| cfg.max_body_bytes = LIMIT).await;
     let n = token("NATIONAL", None);
 
     let small = clinics_csv(20);
