@@ -19,7 +19,7 @@ use crate::entities::{site, site_availability, venue_slot};
 use crate::error::{DomainError, DomainResult};
 use crate::site::{Coordinates, Site, SiteKind, SiteStatus};
 use crate::sites::like_contains;
-use crate::store::Store;
+use crate::store::{Store, fixed};
 
 /// What the public sees of a site's availability.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -336,16 +336,16 @@ fn conditions(q: &PublicSearch) -> Condition {
     let col = |c: S| Expr::col((site::Entity, c));
     let mut cond = Condition::all();
     if let Some(m) = q.municipality {
-        cond = cond.add(col(S::MunicipalityCode).eq(m.as_str()));
+        cond = cond.add(col(S::MunicipalityCode).eq(fixed(m.as_str())));
     }
     if let Some(p) = q.prefecture {
-        cond = cond.add(col(S::PrefectureCode).eq(p.as_str()));
+        cond = cond.add(col(S::PrefectureCode).eq(fixed(p.as_str())));
     }
     if let Some(postal) = &q.postal {
         let (lower, upper) = postal.range();
-        cond = cond.add(col(S::PostalCode).gte(lower));
+        cond = cond.add(col(S::PostalCode).gte(fixed(&lower)));
         if let Some(upper) = upper {
-            cond = cond.add(col(S::PostalCode).lt(upper));
+            cond = cond.add(col(S::PostalCode).lt(fixed(&upper)));
         }
     }
     for w in &q.words {
@@ -416,7 +416,7 @@ pub async fn search(store: &Store, q: &PublicSearch) -> DomainResult<PublicPage>
 /// One active site's public card, or `None` (unknown or withdrawn: the public cannot tell).
 pub async fn site(store: &Store, code: &SiteCode) -> DomainResult<Option<PublicSite>> {
     let mut stmt = select_public();
-    stmt.and_where(Expr::col((site::Entity, site::Column::Code)).eq(code.as_str()));
+    stmt.and_where(Expr::col((site::Entity, site::Column::Code)).eq(fixed(code.as_str())));
     store.db().query_one(&stmt).await?.as_ref().map(from_row).transpose()
 }
 
@@ -430,7 +430,7 @@ pub struct FeedData {
 
 pub async fn feed(store: &Store, prefecture: PrefectureCode, today: NaiveDate) -> DomainResult<FeedData> {
     let mut stmt = select_public();
-    stmt.and_where(Expr::col((site::Entity, site::Column::PrefectureCode)).eq(prefecture.as_str()))
+    stmt.and_where(Expr::col((site::Entity, site::Column::PrefectureCode)).eq(fixed(prefecture.as_str())))
         .order_by((site::Entity, site::Column::Code), sea_orm::Order::Asc);
     let sites: Vec<PublicSite> = store
         .db()
@@ -445,8 +445,8 @@ pub async fn feed(store: &Store, prefecture: PrefectureCode, today: NaiveDate) -
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|_| "99".to_owned());
     let rows = venue_slot::Entity::find()
-        .filter(venue_slot::Column::SiteCode.gte(prefecture.as_str()))
-        .filter(venue_slot::Column::SiteCode.lt(next))
+        .filter(Expr::col(venue_slot::Column::SiteCode).gte(fixed(prefecture.as_str())))
+        .filter(Expr::col(venue_slot::Column::SiteCode).lt(fixed(&next)))
         .filter(venue_slot::Column::SlotDate.gte(today))
         .order_by_asc(venue_slot::Column::SiteCode)
         .order_by_asc(venue_slot::Column::SlotDate)

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use chrono::{NaiveDate, Utc};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::authz::{self, Actor};
@@ -20,8 +20,8 @@ use crate::codes::{MunicipalityCode, SiteCode};
 use crate::entities::{site, site_availability, venue_slot};
 use crate::error::{DomainError, DomainResult};
 use crate::site::{Site, SiteStatus};
-use crate::sites::{facts, load, site_from_model};
-use crate::store::Store;
+use crate::sites::{facts, site_from_model};
+use crate::store::{Store, fixed};
 
 /// The result of a change: the site it concerns and its availability after the commit.
 #[derive(Debug, Clone)]
@@ -66,7 +66,8 @@ pub(crate) fn slot_from_model(m: &venue_slot::Model) -> DomainResult<VenueSlot> 
 }
 
 async fn load_availability<C: ConnectionTrait>(db: &C, code: &SiteCode) -> DomainResult<Option<SiteAvailability>> {
-    site_availability::Entity::find_by_id(code.as_str())
+    site_availability::Entity::find()
+        .filter(Expr::col(site_availability::Column::SiteCode).eq(fixed(code.as_str())))
         .one(db)
         .await?
         .map(availability_from_model)
@@ -77,7 +78,8 @@ async fn load_availability<C: ConnectionTrait>(db: &C, code: &SiteCode) -> Domai
 /// changes to one venue's slots never derive its status from each other's stale view. SQLite
 /// needs no row lock: its writer lock already serialises writers.
 async fn load_for_change<C: ConnectionTrait>(db: &C, code: &SiteCode) -> DomainResult<Site> {
-    let site = site::Entity::find_by_id(code.as_str())
+    let site = site::Entity::find()
+        .filter(Expr::col(site::Column::Code).eq(fixed(code.as_str())))
         .lock_exclusive()
         .one(db)
         .await?
@@ -190,7 +192,7 @@ async fn slots_of<C: ConnectionTrait>(
     code: &SiteCode,
     from: Option<NaiveDate>,
 ) -> DomainResult<Vec<VenueSlot>> {
-    let mut q = venue_slot::Entity::find().filter(venue_slot::Column::SiteCode.eq(code.as_str()));
+    let mut q = venue_slot::Entity::find().filter(Expr::col(venue_slot::Column::SiteCode).eq(fixed(code.as_str())));
     if let Some(from) = from {
         q = q.filter(venue_slot::Column::SlotDate.gte(from));
     }
@@ -300,7 +302,7 @@ pub async fn remove_venue_slot(
     refuse_withdrawn(&site)?;
     require_venue(&site)?;
     let res = venue_slot::Entity::delete_many()
-        .filter(venue_slot::Column::SiteCode.eq(code.as_str()))
+        .filter(Expr::col(venue_slot::Column::SiteCode).eq(fixed(code.as_str())))
         .filter(venue_slot::Column::SlotDate.eq(date))
         .filter(venue_slot::Column::StartTime.eq(start.to_string()))
         .exec(&*tx)
@@ -338,9 +340,11 @@ pub async fn availability_of_sites(
     store: &Store,
     codes: &[SiteCode],
 ) -> DomainResult<HashMap<SiteCode, SiteAvailability>> {
-    let keys: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+    if codes.is_empty() {
+        return Ok(HashMap::new());
+    }
     site_availability::Entity::find()
-        .filter(site_availability::Column::SiteCode.is_in(keys))
+        .filter(Expr::col(site_availability::Column::SiteCode).is_in(codes.iter().map(|c| fixed(c.as_str()))))
         .all(store.db())
         .await?
         .into_iter()
@@ -362,7 +366,11 @@ pub async fn refresh_derived(store: &Store, today: NaiveDate) -> DomainResult<Ve
     for row in derived {
         let code: SiteCode = row.site_code.parse().map_err(|e| corrupt(&row.site_code, e))?;
         let tx = store.write().await?;
-        let Some(site) = load(&*tx, &code).await? else { continue };
+        let site = match load_for_change(&*tx, &code).await {
+            Ok(site) => site,
+            Err(DomainError::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
         let before = availability_from_model(row)?;
         let slots = slots_of(&*tx, &code, None).await?;
         let d = availability::derive(&slots, today);

@@ -9,6 +9,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -67,4 +68,13 @@ impl Deref for WriteTx {
     fn deref(&self) -> &DatabaseTransaction {
         &self.tx
     }
+}
+
+/// A code to compare with a fixed-length `char(n)` column (site, municipality, prefecture and
+/// postal codes). PostgreSQL binds a Rust string as `text`, and `char_column = text` is
+/// resolved as `char_column::text = text`: the column's index cannot serve it, and every
+/// lookup becomes a sequential scan (of 70,000 sites). Casting the *value* to `bpchar` keeps
+/// the index. SQLite reads `bpchar` as a TEXT type name, so the cast changes nothing there.
+pub fn fixed(code: &str) -> Expr {
+    Expr::val(code).cast_as(Alias::new("bpchar"))
 }
