@@ -1,6 +1,7 @@
 //! The V-SYS/VRS domain: codes, rules, authorization, entities and services.
 //!
 //! Layout:
+//! - [`allocation`]: rounds, levels, eligibility and the proposal arithmetic (pure).
 //! - [`codes`]: parsed identifiers (prefecture, municipality, 10-character site codes, slugs).
 //! - [`site`]: the site master's vocabulary and pure validation rules.
 //! - [`authz`]: who may do what — the only place roles are interpreted.
@@ -14,6 +15,7 @@
 #[macro_use]
 mod macros;
 
+pub mod allocation;
 pub mod authz;
 pub mod codes;
 pub mod entities;
