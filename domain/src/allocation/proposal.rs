@@ -315,17 +315,18 @@ pub fn propose(params: &Params, claims: &[Claim]) -> Result<Proposal, ProposalEr
     let mut rem = vec![0u128; n];
     let mut after = vec![0f64; n];
     let mut floor_sum = 0u128;
-    if s_left > 0 {
+    if let Some(level) = std::num::NonZeroU128::new(s_left) {
         for i in 0..n {
             if s[i] > 0 && !capped[i] {
                 let num = t_left * s[i];
-                boxes[i] = num / s_left;
-                rem[i] = num % s_left;
+                boxes[i] = num / level;
+                rem[i] = num % level;
                 floor_sum += boxes[i];
                 after[i] = num as f64 / s_left as f64;
             }
         }
     }
+    // Every child capped (or none with a share): the rest stays with the parent.
     let leftover = if s_left > 0 { t_left - floor_sum } else { 0 };
     let mut rounded_up = vec![false; n];
     if leftover > 0 {
