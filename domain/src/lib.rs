@@ -2,6 +2,8 @@
 //!
 //! Layout:
 //! - [`allocation`]: rounds, levels, eligibility and the proposal arithmetic (pure).
+//! - [`allocations`]: the allocation service (rounds, requests, allocations, orders).
+//! - [`order`]: order instructions and their outbox message (pure); [`outbox`]: the outbox.
 //! - [`codes`]: parsed identifiers (prefecture, municipality, 10-character site codes, slugs).
 //! - [`site`]: the site master's vocabulary and pure validation rules.
 //! - [`authz`]: who may do what — the only place roles are interpreted.
@@ -16,10 +18,14 @@
 mod macros;
 
 pub mod allocation;
+pub mod allocations;
 pub mod authz;
+mod bulk;
 pub mod codes;
 pub mod entities;
 pub mod error;
+pub mod order;
+pub mod outbox;
 pub mod product;
 pub mod quantity;
 pub mod site;

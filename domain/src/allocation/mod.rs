@@ -5,9 +5,9 @@
 
 pub mod proposal;
 
-use chrono::{Datelike, Days, NaiveDate, Weekday};
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc, Weekday};
 
-use crate::codes::{MunicipalityCode, PrefectureCode, SiteCode};
+use crate::codes::{MunicipalityCode, PrefectureCode, ProductCode, SiteCode};
 use crate::error::DomainError;
 use crate::product::{Product, StorageClass};
 use crate::quantity::Boxes;
@@ -257,8 +257,36 @@ pub fn in_area(owner: &AllocationOwner, child: &ChildCode) -> bool {
     }
 }
 
-/// A round (クール): two weeks of deliveries of one product, Monday to the second Sunday.
-/// Returns the last day.
+/// A round (クール): two weeks of deliveries of one product. Its supply is what NATIONAL
+/// registered for it (step ❶), and its status is the national allocation's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Round {
+    pub id: i32,
+    pub product: ProductCode,
+    pub number: i32,
+    pub starts_on: NaiveDate,
+    pub ends_on: NaiveDate,
+    pub supply: Boxes,
+    pub status: AllocationStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A request (希望量) of a prefecture, municipality or site for a round, read by the level above.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllocationRequest {
+    pub round: i32,
+    pub requester: ChildCode,
+    pub prefecture: PrefectureCode,
+    /// The municipality of a municipality's or site's request.
+    pub municipality: Option<MunicipalityCode>,
+    pub boxes: Boxes,
+    pub note: String,
+    pub submitted_by: String,
+    pub submitted_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A round runs Monday to the second Sunday (two delivery weeks). Returns the last day.
 pub fn round_end(starts_on: NaiveDate) -> Result<NaiveDate, DomainError> {
     if starts_on.weekday() != Weekday::Mon {
         return Err(DomainError::invalid(
