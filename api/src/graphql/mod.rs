@@ -1,6 +1,7 @@
 //! The GraphQL schema: query, mutation and subscription roots, and the per-request context
 //! (who is calling). Resolvers are thin: caller + input → one domain call → view type.
 
+pub mod allocation;
 mod inputs;
 pub mod products;
 pub mod scalars;
@@ -135,10 +136,15 @@ impl ReferenceQuery {
 }
 
 #[derive(MergedObject, Default)]
-pub struct Query(ReferenceQuery, sites::SiteQuery, products::ProductQuery);
+pub struct Query(
+    ReferenceQuery,
+    sites::SiteQuery,
+    products::ProductQuery,
+    allocation::AllocationQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(sites::SiteMutation);
+pub struct Mutation(sites::SiteMutation, allocation::AllocationMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(sites::SiteSubscription);
