@@ -9,7 +9,7 @@ use domain::store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::auth::{DEV_JWT_SECRET, issue_hs256};
-use crate::config::{Cli, Command, ServeArgs, SitesCommand, TokenCommand};
+use crate::config::{AllocationsCommand, Cli, Command, ServeArgs, SitesCommand, TokenCommand};
 use crate::server::{self, ServerConfig};
 
 /// Largest site-master file `vsys sites import` reads (Japan's ~70,000 sites are ~15 MB).
@@ -54,7 +54,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sites(SitesCommand::Import { file, report, db }) => import(&file, &report, &db.database_url).await,
+        Command::Allocations(AllocationsCommand::ConfirmAll { round, db }) => {
+            confirm_all(round, &db.database_url).await
+        }
     }
+}
+
+async fn confirm_all(round: i32, database_url: &str) -> anyhow::Result<()> {
+    let store = Store::new(crate::db::connect(database_url).await?);
+    let start = std::time::Instant::now();
+    let report = domain::allocations::confirm_all_municipalities(&store, &Actor::System, round).await?;
+    println!(
+        "confirmed {} municipality allocations with {} orders (and outbox entries) in {:.0?}; {} blocked",
+        report.confirmed,
+        report.orders,
+        start.elapsed(),
+        report.blocked.len()
+    );
+    for (m, items) in &report.blocked {
+        for i in items {
+            println!("  blocked {m}: {} {}", i.reason, i.message);
+        }
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -71,7 +93,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         let n = crate::demo::seed(&store).await?;
         if n > 0 {
-            println!("demo: registered {n} sites in 5 municipalities");
+            println!(
+                "demo: registered {n} sites in 5 municipalities; round 9 of comirnaty is confirmed down to \
+                 Tokyo, and Chiyoda (MUNICIPALITY 131016) has a proposal to confirm"
+            );
         } else {
             println!("demo: the site master is not empty; left as it is");
         }

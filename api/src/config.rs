@@ -39,6 +39,9 @@ pub enum Command {
     /// The site master.
     #[command(subcommand)]
     Sites(SitesCommand),
+    /// Allocation operations.
+    #[command(subcommand)]
+    Allocations(AllocationsCommand),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -179,6 +182,20 @@ pub enum SitesCommand {
         /// Where to write the rejected lines (CSV: line,column,reason).
         #[arg(long, default_value = "import-rejected.csv")]
         report: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AllocationsCommand {
+    /// The deadline run: confirm every municipality allocation of a round that is still in
+    /// draft, exactly as if each municipality had confirmed it (orders and outbox entries in one
+    /// transaction). Municipalities with a blocking problem stay in draft and are listed.
+    ConfirmAll {
+        /// The round's id.
+        #[arg(long)]
+        round: i32,
         #[command(flatten)]
         db: DbArgs,
     },

@@ -1,7 +1,8 @@
 //! `vsys serve --demo`: a small but real-looking data set for a first look — sites in five
 //! municipalities with valid codes, base and satellite sites, venues with assigned codes and
-//! bookable slots, reservation availability (○△×◎) — and a
-//! development token per role. Runs only on an empty site master; it never touches real data.
+//! bookable slots, reservation availability (○△×◎), a round of Comirnaty allocated down to
+//! Chiyoda's proposal — and a development token per role. Runs only on an empty site master; it
+//! never touches real data.
 
 use domain::authz::Actor;
 use domain::availability::{Availability, AvailabilityDraft, Patch, SlotDraft};
@@ -133,7 +134,48 @@ pub async fn seed(store: &Store) -> anyhow::Result<usize> {
         };
         domain::reservations::set_availability(store, &Actor::System, &site.code, &draft).await?;
     }
+    demo_round(store).await?;
     Ok(count)
+}
+
+/// A round of Comirnaty handed down to Chiyoda: NATIONAL and Tokyo have confirmed, Chiyoda has
+/// a proposal to look at, edit and confirm (which writes the orders and outbox entries).
+async fn demo_round(store: &Store) -> anyhow::Result<()> {
+    use domain::allocation::AllocationOwner;
+    use domain::allocations as a;
+    use domain::quantity::Boxes;
+    let system = Actor::System;
+    // Approximate populations, for a plausible split.
+    let csv =
+        "municipality_code,population\n131016,67000\n131041,349000\n011002,1973000\n141003,3777000\n271004,2752000\n";
+    a::import_target_population(store, &system, csv).await?;
+    let round = a::create_round(
+        store,
+        &Actor::National,
+        &a::NewRound {
+            product: "comirnaty".parse()?,
+            number: 9,
+            starts_on: chrono::NaiveDate::from_ymd_opt(2021, 7, 5).ok_or_else(|| anyhow::anyhow!("date"))?,
+            supply: Some(Boxes::new(100)),
+        },
+    )
+    .await?;
+    a::submit_request(store, &Actor::Prefecture("13".parse()?), round.id, Boxes::new(20), "").await?;
+    a::submit_request(
+        store,
+        &Actor::Municipality("131016".parse()?),
+        round.id,
+        Boxes::new(5),
+        "",
+    )
+    .await?;
+    for owner in [AllocationOwner::National, AllocationOwner::Prefecture("13".parse()?)] {
+        a::propose(store, &system, round.id, &owner, &a::ProposeOptions::default()).await?;
+        a::confirm(store, &system, round.id, &owner, None).await?;
+    }
+    let chiyoda = AllocationOwner::Municipality("131016".parse()?);
+    a::propose(store, &system, round.id, &chiyoda, &a::ProposeOptions::default()).await?;
+    Ok(())
 }
 
 /// One development token per role, for the demo's printout.

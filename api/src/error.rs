@@ -34,6 +34,19 @@ pub fn from_domain(e: DomainError) -> async_graphql::Error {
         DomainError::NotFound { .. } => coded(e.to_string(), code::NOT_FOUND),
         DomainError::Conflict(_) => coded(e.to_string(), code::CONFLICT),
         DomainError::Forbidden(_) => coded(e.to_string(), code::FORBIDDEN),
+        DomainError::Blocked { items, .. } => {
+            let list = serde_json::Value::Array(
+                items
+                    .iter()
+                    .map(|i| serde_json::json!({ "subject": i.subject, "reason": i.reason, "message": i.message }))
+                    .collect(),
+            );
+            let blocking = async_graphql::Value::from_json(list).unwrap_or_default();
+            async_graphql::Error::new(e.to_string()).extend_with(|_, x| {
+                x.set("code", code::CONFLICT);
+                x.set("blocking", blocking.clone());
+            })
+        }
         DomainError::Database(cause) => {
             tracing::error!(error = %cause, "database error");
             coded("internal error", code::INTERNAL)
@@ -98,6 +111,18 @@ mod tests {
             ),
             (DomainError::Conflict("dup".into()), code::CONFLICT, "dup"),
             (DomainError::Forbidden("no".into()), code::FORBIDDEN, "no"),
+            (
+                DomainError::Blocked {
+                    message: "blocked".into(),
+                    items: vec![domain::error::BlockingItem {
+                        subject: "1312020017".into(),
+                        reason: "NO_WHOLESALER".into(),
+                        message: "x".into(),
+                    }],
+                },
+                code::CONFLICT,
+                "blocked",
+            ),
             (
                 DomainError::Database(sea_orm::DbErr::Custom("SELECT secret".into())),
                 code::INTERNAL,

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::allocation::{AllocationOwner, ChildCode};
 use crate::codes::{MunicipalityCode, PrefectureCode, SiteCode, WholesalerId};
 use crate::site::{SiteField, SiteKind};
 
@@ -336,6 +337,144 @@ pub fn can_manage_slots(actor: &Actor, site: &SiteFacts<'_>) -> Result<(), Denie
     }
 }
 
+/// Rounds and the national supply (step ❶): NATIONAL.
+pub fn can_manage_rounds(actor: &Actor) -> Result<(), Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(()),
+        _ => deny("only NATIONAL manages rounds and the national supply"),
+    }
+}
+
+/// The target population of a municipality (the weight of the base share): NATIONAL for any,
+/// a PREFECTURE for its own municipalities.
+pub fn can_import_target_population(actor: &Actor, municipality: &MunicipalityCode) -> Result<(), Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(()),
+        Actor::Prefecture(p) if municipality.prefecture() == *p => Ok(()),
+        Actor::Prefecture(p) => deny(format!("municipality {municipality} is outside prefecture {p}")),
+        _ => deny("only NATIONAL or the prefecture imports target populations"),
+    }
+}
+
+/// The allocation an actor owns: NATIONAL the national one (to prefectures), a PREFECTURE its
+/// own (to municipalities), a MUNICIPALITY its own (to sites). Nobody else allocates.
+pub fn own_allocation(actor: &Actor) -> Result<AllocationOwner, Denied> {
+    match actor {
+        Actor::National => Ok(AllocationOwner::National),
+        Actor::Prefecture(p) => Ok(AllocationOwner::Prefecture(*p)),
+        Actor::Municipality(m) => Ok(AllocationOwner::Municipality(*m)),
+        _ => deny("only NATIONAL, a prefecture or a municipality has an allocation"),
+    }
+}
+
+/// Proposing, editing and confirming an allocation: only its owner (and the server's operator,
+/// for the deadline run and the demo).
+pub fn can_edit_allocation(actor: &Actor, owner: &AllocationOwner) -> Result<(), Denied> {
+    if *actor == Actor::System {
+        return Ok(());
+    }
+    match own_allocation(actor) {
+        Ok(own) if own == *owner => Ok(()),
+        _ => deny(format!("only {owner} edits its allocation")),
+    }
+}
+
+/// Confirming many municipalities' allocations at once (the deadline run): the operator only.
+/// Through the API each municipality confirms its own.
+pub fn can_confirm_in_bulk(actor: &Actor) -> Result<(), Denied> {
+    match actor {
+        Actor::System => Ok(()),
+        _ => deny("only the operator confirms allocations in bulk"),
+    }
+}
+
+/// What of an allocation an actor may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllocationAccess {
+    /// Every line: the owner and the levels above it.
+    Full,
+    /// Only the line to the actor itself: what it was given by the level above.
+    OwnLine(ChildCode),
+}
+
+/// Row scope of allocations: the owner and those above it see every line (a prefecture sees
+/// its municipalities' allocations to sites); a child sees only its own line of its parent's
+/// allocation (what it received). Wholesalers, medical associations and federations see none.
+pub fn allocation_access(actor: &Actor, owner: &AllocationOwner) -> Result<AllocationAccess, Denied> {
+    use AllocationOwner as O;
+    let own = |c: ChildCode| Ok(AllocationAccess::OwnLine(c));
+    match (actor, owner) {
+        (Actor::National | Actor::System, _) => Ok(AllocationAccess::Full),
+        (Actor::Prefecture(p), O::National) => own(ChildCode::Prefecture(*p)),
+        (Actor::Prefecture(p), O::Prefecture(q)) if p == q => Ok(AllocationAccess::Full),
+        (Actor::Prefecture(p), O::Municipality(m)) if m.prefecture() == *p => Ok(AllocationAccess::Full),
+        (Actor::Municipality(m), O::Prefecture(p)) if m.prefecture() == *p => own(ChildCode::Municipality(*m)),
+        (Actor::Municipality(m), O::Municipality(n)) if m == n => Ok(AllocationAccess::Full),
+        (Actor::Site(s), O::Municipality(_)) => own(ChildCode::Site(*s)),
+        _ => deny(format!("the allocation of {owner} is outside your scope")),
+    }
+}
+
+/// Who submits a request (希望量) when this actor does: a prefecture, municipality or site for
+/// itself, to the level above.
+pub fn requester(actor: &Actor) -> Result<ChildCode, Denied> {
+    match actor {
+        Actor::Prefecture(p) => Ok(ChildCode::Prefecture(*p)),
+        Actor::Municipality(m) => Ok(ChildCode::Municipality(*m)),
+        Actor::Site(s) => Ok(ChildCode::Site(*s)),
+        _ => deny("only a prefecture, a municipality or a site submits a request, for itself"),
+    }
+}
+
+/// Which requests an actor may read: its own and those of the levels below it in its area.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestScope {
+    All,
+    Prefecture(PrefectureCode),
+    Municipality(MunicipalityCode),
+    Site(SiteCode),
+}
+
+pub fn request_read_scope(actor: &Actor) -> Result<RequestScope, Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(RequestScope::All),
+        Actor::Prefecture(p) => Ok(RequestScope::Prefecture(*p)),
+        Actor::Municipality(m) => Ok(RequestScope::Municipality(*m)),
+        Actor::Site(s) => Ok(RequestScope::Site(*s)),
+        _ => deny("requests are read by NATIONAL, prefectures, municipalities and sites"),
+    }
+}
+
+/// Which orders (発注指示) an actor may read; services turn this into a WHERE clause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderScope {
+    All,
+    Prefecture(PrefectureCode),
+    Municipality(MunicipalityCode),
+    Site(SiteCode),
+    /// Orders addressed to this wholesaler, i.e. for the sites that designate it.
+    Wholesaler(WholesalerId),
+}
+
+pub fn order_read_scope(actor: &Actor) -> Result<OrderScope, Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(OrderScope::All),
+        Actor::Prefecture(p) => Ok(OrderScope::Prefecture(*p)),
+        Actor::Municipality(m) => Ok(OrderScope::Municipality(*m)),
+        Actor::Site(s) => Ok(OrderScope::Site(*s)),
+        Actor::Wholesaler(w) => Ok(OrderScope::Wholesaler(w.clone())),
+        _ => deny("orders are read by NATIONAL, prefectures, municipalities, sites and wholesalers"),
+    }
+}
+
+/// The outbox (messages waiting for partners): NATIONAL, for monitoring.
+pub fn can_read_outbox(actor: &Actor) -> Result<(), Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(()),
+        _ => deny("only NATIONAL reads the outbox"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,6 +752,135 @@ mod tests {
                 "slots {actor:?} {}",
                 site.code
             );
+        }
+    }
+
+    /// The role × operation matrix for allocation: rounds, target populations, editing,
+    /// reading allocations, requests, orders and the outbox.
+    #[test]
+    fn allocation_matrix() {
+        use AllocationOwner as O;
+        let tokyo_p: PrefectureCode = "13".parse().expect("p");
+        let osaka_p: PrefectureCode = "27".parse().expect("p");
+        let chiyoda = m("131016");
+        let shinjuku = m("131041");
+        let osaka_city = m("271004");
+        let clinic = sc("1312020017");
+        let suzuken: WholesalerId = "suzuken".parse().expect("w");
+
+        let national = Actor::National;
+        let tokyo = Actor::Prefecture(tokyo_p);
+        let osaka = Actor::Prefecture(osaka_p);
+        let chiyoda_m = Actor::Municipality(chiyoda);
+        let shinjuku_m = Actor::Municipality(shinjuku);
+        let site = Actor::Site(clinic);
+        let wholesaler = Actor::Wholesaler(suzuken.clone());
+        let assoc = Actor::MedicalAssociation(vec![chiyoda]);
+        let federation = Actor::Federation(tokyo_p);
+        let everyone = [&national, &tokyo, &chiyoda_m, &site, &wholesaler, &assoc, &federation];
+
+        // rounds and supply: NATIONAL only
+        for a in everyone {
+            assert_eq!(can_manage_rounds(a).is_ok(), *a == national, "rounds {a:?}");
+            assert_eq!(can_read_outbox(a).is_ok(), *a == national, "outbox {a:?}");
+            assert!(can_confirm_in_bulk(a).is_err(), "bulk {a:?}");
+        }
+        assert!(can_confirm_in_bulk(&Actor::System).is_ok());
+
+        // target population
+        let imports: &[(&Actor, &MunicipalityCode, bool)] = &[
+            (&national, &osaka_city, true),
+            (&tokyo, &chiyoda, true),
+            (&tokyo, &osaka_city, false),
+            (&chiyoda_m, &chiyoda, false),
+            (&site, &chiyoda, false),
+            (&wholesaler, &chiyoda, false),
+        ];
+        for (a, muni, ok) in imports {
+            assert_eq!(
+                can_import_target_population(a, muni).is_ok(),
+                *ok,
+                "population {a:?} {muni}"
+            );
+        }
+
+        // editing: only the owner
+        let owners = [
+            O::National,
+            O::Prefecture(tokyo_p),
+            O::Prefecture(osaka_p),
+            O::Municipality(chiyoda),
+            O::Municipality(shinjuku),
+        ];
+        let edits: &[(&Actor, &[bool; 5])] = &[
+            (&national, &[true, false, false, false, false]),
+            (&tokyo, &[false, true, false, false, false]),
+            (&osaka, &[false, false, true, false, false]),
+            (&chiyoda_m, &[false, false, false, true, false]),
+            (&shinjuku_m, &[false, false, false, false, true]),
+            (&site, &[false; 5]),
+            (&wholesaler, &[false; 5]),
+            (&assoc, &[false; 5]),
+            (&federation, &[false; 5]),
+            (&Actor::System, &[true; 5]),
+        ];
+        for (a, allowed) in edits {
+            for (owner, ok) in owners.iter().zip(allowed.iter()) {
+                assert_eq!(can_edit_allocation(a, owner).is_ok(), *ok, "edit {a:?} {owner}");
+            }
+        }
+        assert_eq!(own_allocation(&tokyo), Ok(O::Prefecture(tokyo_p)));
+        assert!(own_allocation(&site).is_err());
+
+        // reading
+        use AllocationAccess::{Full, OwnLine};
+        let reads: &[(&Actor, O, Option<AllocationAccess>)] = &[
+            (&national, O::Municipality(shinjuku), Some(Full)),
+            (&tokyo, O::National, Some(OwnLine(ChildCode::Prefecture(tokyo_p)))),
+            (&tokyo, O::Prefecture(tokyo_p), Some(Full)),
+            (&tokyo, O::Prefecture(osaka_p), None),
+            (&tokyo, O::Municipality(chiyoda), Some(Full)),
+            (&tokyo, O::Municipality(osaka_city), None),
+            (&chiyoda_m, O::National, None),
+            (
+                &chiyoda_m,
+                O::Prefecture(tokyo_p),
+                Some(OwnLine(ChildCode::Municipality(chiyoda))),
+            ),
+            (&chiyoda_m, O::Prefecture(osaka_p), None),
+            (&chiyoda_m, O::Municipality(chiyoda), Some(Full)),
+            (&chiyoda_m, O::Municipality(shinjuku), None),
+            (&site, O::Municipality(chiyoda), Some(OwnLine(ChildCode::Site(clinic)))),
+            (&site, O::Prefecture(tokyo_p), None),
+            (&wholesaler, O::Municipality(chiyoda), None),
+            (&assoc, O::Municipality(chiyoda), None),
+            (&federation, O::Prefecture(tokyo_p), None),
+        ];
+        for (a, owner, want) in reads {
+            assert_eq!(allocation_access(a, owner).ok(), *want, "read {a:?} {owner}");
+        }
+
+        // requests
+        assert_eq!(requester(&tokyo), Ok(ChildCode::Prefecture(tokyo_p)));
+        assert_eq!(requester(&chiyoda_m), Ok(ChildCode::Municipality(chiyoda)));
+        assert_eq!(requester(&site), Ok(ChildCode::Site(clinic)));
+        for a in [&national, &wholesaler, &assoc, &federation] {
+            assert!(requester(a).is_err(), "request {a:?}");
+        }
+        assert_eq!(request_read_scope(&national), Ok(RequestScope::All));
+        assert_eq!(request_read_scope(&tokyo), Ok(RequestScope::Prefecture(tokyo_p)));
+        assert_eq!(request_read_scope(&site), Ok(RequestScope::Site(clinic)));
+        for a in [&wholesaler, &assoc, &federation] {
+            assert!(request_read_scope(a).is_err(), "read requests {a:?}");
+        }
+
+        // orders
+        assert_eq!(order_read_scope(&national), Ok(OrderScope::All));
+        assert_eq!(order_read_scope(&chiyoda_m), Ok(OrderScope::Municipality(chiyoda)));
+        assert_eq!(order_read_scope(&site), Ok(OrderScope::Site(clinic)));
+        assert_eq!(order_read_scope(&wholesaler), Ok(OrderScope::Wholesaler(suzuken)));
+        for a in [&assoc, &federation] {
+            assert!(order_read_scope(a).is_err(), "orders {a:?}");
         }
     }
 }

@@ -21,6 +21,11 @@ pub enum DomainError {
     /// The request contradicts stored state (duplicate key, stale version, withdrawn site).
     #[error("{0}")]
     Conflict(String),
+    /// The request cannot proceed until the caller fixes each listed problem (e.g. sites with
+    /// boxes but no designated wholesaler block a confirmation). Shown as CONFLICT with the
+    /// items listed, so nothing is silently dropped.
+    #[error("{message}")]
+    Blocked { message: String, items: Vec<BlockingItem> },
     /// The caller is authenticated but may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -30,6 +35,16 @@ pub enum DomainError {
     /// Stored data violates an invariant the code relies on (a bug or a manual edit).
     #[error("internal error")]
     Corrupt(String),
+}
+
+/// One problem that blocks an operation: what it concerns, a stable reason code and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockingItem {
+    /// The code of the thing concerned (e.g. a site code).
+    pub subject: String,
+    /// A stable SCREAMING_SNAKE_CASE reason, e.g. `NO_WHOLESALER`.
+    pub reason: String,
+    pub message: String,
 }
 
 impl DomainError {

@@ -1,6 +1,9 @@
 //! The V-SYS/VRS domain: codes, rules, authorization, entities and services.
 //!
 //! Layout:
+//! - [`allocation`]: rounds, levels, eligibility and the proposal arithmetic (pure).
+//! - [`allocations`]: the allocation service (rounds, requests, allocations, orders).
+//! - [`order`]: order instructions and their outbox message (pure); [`outbox`]: the outbox.
 //! - [`codes`]: parsed identifiers (prefecture, municipality, 10-character site codes, slugs).
 //! - [`site`]: the site master's vocabulary and pure validation rules.
 //! - [`authz`]: who may do what — the only place roles are interpreted.
@@ -20,12 +23,17 @@
 #[macro_use]
 mod macros;
 
+pub mod allocation;
+pub mod allocations;
 pub mod authz;
 pub mod availability;
+mod bulk;
 pub mod codes;
 pub mod entities;
 pub mod error;
 pub mod feed;
+pub mod order;
+pub mod outbox;
 pub mod product;
 pub mod product_names;
 pub mod public;

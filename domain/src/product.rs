@@ -1,7 +1,7 @@
 //! Products: vaccines (with packaging and storage class) and the ancillaries shipped with them.
 //! Reading is open to every caller; the catalogue is reference data maintained by NATIONAL.
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::codes::ProductCode;
 use crate::entities::{product, product_ancillary};
@@ -135,13 +135,18 @@ pub async fn list(store: &Store) -> DomainResult<Vec<Product>> {
 
 /// One product, or NOT_FOUND.
 pub async fn get(store: &Store, code: &ProductCode) -> DomainResult<Product> {
+    get_in(store.db(), code).await
+}
+
+/// As [`get`], on a given connection or transaction.
+pub async fn get_in<C: ConnectionTrait>(db: &C, code: &ProductCode) -> DomainResult<Product> {
     let m = product::Entity::find_by_id(code.as_str())
-        .one(store.db())
+        .one(db)
         .await?
         .ok_or_else(|| DomainError::not_found("product", code))?;
     let ratios = product_ancillary::Entity::find()
         .filter(product_ancillary::Column::ProductCode.eq(code.as_str()))
-        .all(store.db())
+        .all(db)
         .await?;
     from_rows(m, &ratios)
 }

@@ -11,6 +11,8 @@ use sea_orm_migration::prelude::*;
 mod m20261126_000001_reference_data;
 mod m20261126_000002_sites;
 mod m20261127_000001_products;
+mod m20261127_000010_allocation;
+mod m20261127_000011_orders_outbox;
 mod m20261127_000030_availability;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -25,6 +27,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_sites::Migration),
             Box::new(m20261127_000001_products::Migration),
             Box::new(m20261127_000030_availability::Migration),
+            Box::new(m20261127_000010_allocation::Migration),
+            Box::new(m20261127_000011_orders_outbox::Migration),
         ]
     }
 }

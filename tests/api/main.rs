@@ -2,6 +2,7 @@
 //! or WebSocket. Run on SQLite by default; set TEST_DATABASE_URL (and TEST_REDIS_URL) to run
 //! the same tests on PostgreSQL (and Redis).
 
+mod allocation;
 mod auth;
 mod availability;
 mod cli;

@@ -1,6 +1,7 @@
 //! The GraphQL schema: query, mutation and subscription roots, and the per-request context
 //! (who is calling). Resolvers are thin: caller + input → one domain call → view type.
 
+pub mod allocation;
 pub mod availability;
 mod inputs;
 pub mod products;
@@ -149,10 +150,15 @@ pub struct Query(
     sites::SiteQuery,
     products::ProductQuery,
     availability::AvailabilityQuery,
+    allocation::AllocationQuery,
 );
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(sites::SiteMutation, availability::AvailabilityMutation);
+pub struct Mutation(
+    sites::SiteMutation,
+    availability::AvailabilityMutation,
+    allocation::AllocationMutation,
+);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(sites::SiteSubscription);

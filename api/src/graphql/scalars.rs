@@ -58,3 +58,77 @@ code_scalar!(
     /// A Japanese postal code: 7 digits, written 1000001 or 100-0001 (output: 100-0001).
     PostalCode, codes::PostalCode, "PostalCode"
 );
+
+macro_rules! quantity_scalar {
+    ($(#[$doc:meta])* $wrapper:ident, $inner:ty, $name:literal, $unit:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $wrapper(pub $inner);
+
+        $(#[$doc])*
+        #[Scalar(name = $name)]
+        impl ScalarType for $wrapper {
+            fn parse(value: Value) -> InputValueResult<Self> {
+                match &value {
+                    Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                        (Some(x), _) => Ok($wrapper(<$inner>::new(x))),
+                        (None, Some(_)) => Err(InputValueError::custom(concat!($unit, " must not be negative"))),
+                        (None, None) => Err(InputValueError::custom(concat!("must be a whole number of ", $unit))),
+                    },
+                    _ => Err(InputValueError::expected_type(value)),
+                }
+            }
+
+            fn to_value(&self) -> Value {
+                Value::Number(self.0.get().into())
+            }
+        }
+
+        impl From<$inner> for $wrapper {
+            fn from(v: $inner) -> Self {
+                $wrapper(v)
+            }
+        }
+    };
+}
+
+quantity_scalar!(
+    /// A whole number of boxes (allocation units), 0 or more.
+    Boxes, domain::quantity::Boxes, "Boxes", "boxes"
+);
+quantity_scalar!(
+    /// A whole number of vials.
+    Vials, domain::quantity::Vials, "Vials", "vials"
+);
+quantity_scalar!(
+    /// A whole number of doses.
+    Doses, domain::quantity::Doses, "Doses", "doses"
+);
+quantity_scalar!(
+    /// A whole number of pieces of an ancillary product (needles, syringes).
+    Pieces, domain::quantity::Pieces, "Pieces", "pieces"
+);
+
+/// Whose allocation: `NATIONAL`, a 2-digit prefecture code or a 6-digit municipality code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllocationOwner(pub domain::allocation::AllocationOwner);
+
+/// Whose allocation: `NATIONAL`, a 2-digit prefecture code or a 6-digit municipality code.
+#[Scalar(name = "AllocationOwner")]
+impl ScalarType for AllocationOwner {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match value {
+            Value::String(s) => domain::allocation::AllocationOwner::parse(&s)
+                .map(AllocationOwner)
+                .map_err(InputValueError::custom),
+            other => Err(InputValueError::expected_type(other)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(match self.0 {
+            domain::allocation::AllocationOwner::National => "NATIONAL".to_owned(),
+            other => other.key().to_owned(),
+        })
+    }
+}

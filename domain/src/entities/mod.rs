@@ -2,12 +2,20 @@
 //! services parse them into domain types on the way out, so nothing outside `domain` sees a
 //! row. These mirror the migrations, which never import them.
 
+pub mod allocation;
+pub mod allocation_line;
+pub mod allocation_request;
 pub mod assigned_code_serial;
 pub mod municipality;
+pub mod order;
+pub mod order_ancillary;
+pub mod outbox;
 pub mod prefecture;
 pub mod product;
 pub mod product_ancillary;
+pub mod round;
 pub mod site;
 pub mod site_availability;
 pub mod site_history;
+pub mod target_population;
 pub mod venue_slot;

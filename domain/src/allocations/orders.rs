@@ -1,0 +1,422 @@
+//! Turning confirmed site allocations into order instructions (発注指示) and outbox entries, and
+//! reading orders. One code path serves a municipality confirming its own allocation (strict:
+//! any problem blocks it, with a report) and the operator's deadline run over every municipality
+//! still in draft (blocked municipalities are left in draft and reported; the rest confirm).
+//! Rows go in as multi-row INSERTs in chunks, never one round trip per order.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::rows::{self, boxes};
+use super::{load_round, not_received};
+use crate::allocation::{AllocationOwner, AllocationStatus, Level, Round};
+use crate::authz::{self, Actor, AllocationAccess, OrderScope};
+use crate::codes::{MunicipalityCode, SiteCode, WholesalerId};
+use crate::entities::{allocation as allocation_e, allocation_line, order as order_e, order_ancillary, site};
+use crate::error::{BlockingItem, DomainError, DomainResult};
+use crate::order::{
+    self, AGGREGATE_ORDER, Order, OrderProblem, TOPIC_ORDER_CREATED, build_order, destination, idempotency_key,
+};
+use crate::outbox::{self, NewOutboxEntry};
+use crate::product::{self, Product};
+use crate::site::Site;
+use crate::sites::site_from_model;
+use crate::store::Store;
+
+/// What the deadline run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkConfirmReport {
+    pub confirmed: u64,
+    pub orders: u64,
+    /// Municipalities left in draft, each with the problems that blocked it.
+    pub blocked: Vec<(MunicipalityCode, Vec<BlockingItem>)>,
+}
+
+pub(super) async fn mark_confirmed<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i32],
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> DomainResult<()> {
+    for chunk in crate::bulk::in_chunks(ids) {
+        allocation_e::Entity::update_many()
+            .col_expr(
+                allocation_e::Column::Status,
+                Expr::value(AllocationStatus::Confirmed.as_str()),
+            )
+            .col_expr(allocation_e::Column::ConfirmedAt, Expr::value(now))
+            .col_expr(allocation_e::Column::ConfirmedBy, Expr::value(actor.label()))
+            .col_expr(
+                allocation_e::Column::Version,
+                Expr::col(allocation_e::Column::Version).add(1),
+            )
+            .col_expr(allocation_e::Column::UpdatedAt, Expr::value(now))
+            .filter(allocation_e::Column::Id.is_in(chunk.to_vec()))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Sites by code, loaded in chunks.
+async fn sites_by_code<C: ConnectionTrait>(db: &C, codes: &[String]) -> DomainResult<HashMap<String, Site>> {
+    let mut out = HashMap::with_capacity(codes.len());
+    for chunk in crate::bulk::in_chunks(codes) {
+        for row in site::Entity::find()
+            .filter(site::Column::Code.is_in(chunk.to_vec()))
+            .all(db)
+            .await?
+        {
+            let s = site_from_model(row)?;
+            out.insert(s.code.as_str().to_owned(), s);
+        }
+    }
+    Ok(out)
+}
+
+/// Lines with boxes of the given allocations, by allocation id.
+async fn lines_with_boxes<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i32],
+) -> DomainResult<HashMap<i32, Vec<allocation_line::Model>>> {
+    let mut out: HashMap<i32, Vec<allocation_line::Model>> = HashMap::new();
+    for chunk in crate::bulk::in_chunks(ids) {
+        for l in allocation_line::Entity::find()
+            .filter(allocation_line::Column::AllocationId.is_in(chunk.to_vec()))
+            .filter(allocation_line::Column::Boxes.gt(0))
+            .order_by_asc(allocation_line::Column::ChildCode)
+            .all(db)
+            .await?
+        {
+            out.entry(l.allocation_id).or_default().push(l);
+        }
+    }
+    Ok(out)
+}
+
+fn blocking(site: &str, p: OrderProblem) -> BlockingItem {
+    BlockingItem {
+        subject: site.to_owned(),
+        reason: p.code().to_owned(),
+        message: format!("site {site} {}", p.explain()),
+    }
+}
+
+/// Orders for the lines of municipality allocations, or the problems that prevent them.
+struct Planned {
+    orders: Vec<(Order, String)>,
+    blocked: Vec<(MunicipalityCode, Vec<BlockingItem>)>,
+    confirmable: Vec<i32>,
+}
+
+async fn plan<C: ConnectionTrait>(
+    db: &C,
+    actor: &Actor,
+    round: &Round,
+    product: &Product,
+    headers: &[allocation_e::Model],
+    now: DateTime<Utc>,
+) -> DomainResult<Planned> {
+    let ids: Vec<i32> = headers.iter().map(|h| h.id).collect();
+    let mut lines = lines_with_boxes(db, &ids).await?;
+    let codes: Vec<String> = lines.values().flatten().map(|l| l.child_code.clone()).collect();
+    let sites = sites_by_code(db, &codes).await?;
+    let label = actor.label();
+    let mut planned = Planned {
+        orders: Vec::with_capacity(codes.len()),
+        blocked: Vec::new(),
+        confirmable: Vec::with_capacity(headers.len()),
+    };
+    for h in headers {
+        let AllocationOwner::Municipality(m) = rows::owner_of(h)? else {
+            return Err(rows::corrupt("allocation", h.id, "not a municipality's"));
+        };
+        let mut orders = Vec::new();
+        let mut problems = Vec::new();
+        for l in lines.remove(&h.id).unwrap_or_default() {
+            let n = boxes(l.boxes, "allocation line", &l.child_code)?;
+            let Some(site) = sites.get(&l.child_code) else {
+                return Err(rows::corrupt("allocation line", &l.child_code, "site missing"));
+            };
+            match build_order(round, h.id, product, site, &m, n, now, &label) {
+                Ok(o) => {
+                    let payload = serde_json::to_string(&order::order_created(&o, round, site))
+                        .map_err(|e| DomainError::Corrupt(e.to_string()))?;
+                    orders.push((o, payload));
+                }
+                Err(p) => problems.push(blocking(&l.child_code, p)),
+            }
+        }
+        if problems.is_empty() {
+            planned.orders.extend(orders);
+            planned.confirmable.push(h.id);
+        } else {
+            planned.blocked.push((m, problems));
+        }
+    }
+    Ok(planned)
+}
+
+const ORDER_COLUMNS: [&str; 14] = [
+    "id",
+    "round_id",
+    "allocation_id",
+    "product_code",
+    "site_code",
+    "prefecture_code",
+    "municipality_code",
+    "wholesaler_id",
+    "boxes",
+    "vials",
+    "doses",
+    "status",
+    "created_at",
+    "created_by",
+];
+
+fn n(x: u64) -> SimpleExpr {
+    i64::try_from(x).unwrap_or(i64::MAX).into()
+}
+
+/// Writes the orders, their ancillaries and their outbox entries, then marks the allocations
+/// confirmed — all inside the caller's transaction. `strict`: any problem fails the whole call
+/// with a report (a municipality confirming its own); otherwise blocked municipalities are left
+/// in draft and returned.
+pub(super) async fn write_orders<C: ConnectionTrait>(
+    db: &C,
+    actor: &Actor,
+    round: &Round,
+    product: &Product,
+    headers: Vec<allocation_e::Model>,
+    strict: bool,
+    now: DateTime<Utc>,
+) -> DomainResult<(u64, u64, Vec<(MunicipalityCode, Vec<BlockingItem>)>)> {
+    let planned = plan(db, actor, round, product, &headers, now).await?;
+    if strict && let Some((m, items)) = planned.blocked.first() {
+        let sites: Vec<&str> = items.iter().map(|i| i.subject.as_str()).collect();
+        return Err(DomainError::Blocked {
+            message: format!(
+                "municipality {m} cannot confirm round {}: {} site(s) cannot be ordered for ({}); nothing was confirmed",
+                round.id,
+                items.len(),
+                sites.join(", ")
+            ),
+            items: items.clone(),
+        });
+    }
+    let count = planned.orders.len() as u64;
+    let mut order_rows = Vec::with_capacity(planned.orders.len());
+    let mut ancillary_rows = Vec::new();
+    let mut outbox_rows = Vec::with_capacity(planned.orders.len());
+    for (o, payload) in planned.orders {
+        order_rows.push(vec![
+            o.id.clone().into(),
+            o.round.into(),
+            o.allocation.into(),
+            o.product.as_str().to_owned().into(),
+            o.site.as_str().to_owned().into(),
+            o.municipality.prefecture().as_str().into(),
+            o.municipality.as_str().to_owned().into(),
+            o.wholesaler.as_str().to_owned().into(),
+            n(o.boxes.get()),
+            n(o.vials.get()),
+            n(o.doses.get()),
+            o.status.as_str().into(),
+            o.created_at.into(),
+            o.created_by.clone().into(),
+        ]);
+        for a in &o.ancillaries {
+            ancillary_rows.push(vec![
+                o.id.clone().into(),
+                a.product.as_str().to_owned().into(),
+                i32::try_from(a.per_vial.get()).unwrap_or(i32::MAX).into(),
+                n(a.pieces.get()),
+            ]);
+        }
+        outbox_rows.push(NewOutboxEntry {
+            topic: TOPIC_ORDER_CREATED.to_owned(),
+            aggregate_type: AGGREGATE_ORDER.to_owned(),
+            idempotency_key: idempotency_key(&o.id),
+            destination: destination(&o.wholesaler),
+            aggregate_key: o.id,
+            payload,
+        });
+    }
+    crate::bulk::insert(db, "orders", &ORDER_COLUMNS, order_rows, None).await?;
+    crate::bulk::insert(
+        db,
+        "order_ancillaries",
+        &["order_id", "product_code", "per_vial", "pieces"],
+        ancillary_rows,
+        None,
+    )
+    .await?;
+    outbox::append(db, outbox_rows, now).await?;
+    mark_confirmed(db, &planned.confirmable, actor, now).await?;
+    Ok((planned.confirmable.len() as u64, count, planned.blocked))
+}
+
+/// The deadline run (operator only): confirms every municipality allocation of the round that
+/// is still in draft, as if each municipality had confirmed it, in one transaction. A
+/// municipality with a problem stays in draft and is reported; the others confirm.
+pub async fn confirm_all_municipalities(
+    store: &Store,
+    actor: &Actor,
+    round_id: i32,
+) -> DomainResult<BulkConfirmReport> {
+    authz::can_confirm_in_bulk(actor)?;
+    let tx = store.write().await?;
+    let round = load_round(&*tx, round_id).await?;
+    let product = product::get_in(&*tx, &round.product).await?;
+    let headers = allocation_e::Entity::find()
+        .filter(allocation_e::Column::RoundId.eq(round_id))
+        .filter(allocation_e::Column::Level.eq(Level::Municipality.as_str()))
+        .filter(allocation_e::Column::Status.eq(AllocationStatus::Draft.as_str()))
+        .order_by_asc(allocation_e::Column::Id)
+        .lock_exclusive()
+        .all(&*tx)
+        .await?;
+    let now = Utc::now();
+    let (confirmed, orders, blocked) = write_orders(&*tx, actor, &round, &product, headers, false, now).await?;
+    tx.commit().await?;
+    tracing::info!(round = round_id, confirmed, orders, blocked = blocked.len(), actor = %actor.label(), "municipality allocations confirmed in bulk");
+    Ok(BulkConfirmReport {
+        confirmed,
+        orders,
+        blocked,
+    })
+}
+
+/// What would block confirming a municipality's allocation now: every site with boxes that
+/// cannot be ordered for (no wholesaler, withdrawn, not eligible). Empty for other levels and
+/// for confirmed allocations.
+pub async fn problems(
+    store: &Store,
+    actor: &Actor,
+    round_id: i32,
+    owner: &AllocationOwner,
+) -> DomainResult<Vec<BlockingItem>> {
+    if authz::allocation_access(actor, owner)? != AllocationAccess::Full {
+        return Err(DomainError::Forbidden(format!(
+            "the problems of {owner}'s allocation are for its owner and the levels above"
+        )));
+    }
+    if !matches!(owner, AllocationOwner::Municipality(_)) {
+        return Ok(Vec::new());
+    }
+    let db = store.db();
+    let round = load_round(db, round_id).await?;
+    let h = super::header(db, round_id, owner)
+        .await?
+        .ok_or_else(|| not_received(owner, round_id))?;
+    if rows::status_of(&h)? == AllocationStatus::Confirmed {
+        return Ok(Vec::new());
+    }
+    let product = product::get_in(db, &round.product).await?;
+    let planned = plan(db, actor, &round, &product, &[h], Utc::now()).await?;
+    Ok(planned.blocked.into_iter().flat_map(|(_, items)| items).collect())
+}
+
+/// Filters for listing orders; combined with AND and with the caller's scope.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub round: Option<i32>,
+    pub municipality: Option<MunicipalityCode>,
+    pub site: Option<SiteCode>,
+    pub wholesaler: Option<WholesalerId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderPage {
+    pub orders: Vec<Order>,
+    pub has_next: bool,
+}
+
+fn scope_condition(scope: &OrderScope) -> Condition {
+    let c = Condition::all();
+    match scope {
+        OrderScope::All => c,
+        OrderScope::Prefecture(p) => c.add(order_e::Column::PrefectureCode.eq(p.as_str())),
+        OrderScope::Municipality(m) => c.add(order_e::Column::MunicipalityCode.eq(m.as_str())),
+        OrderScope::Site(s) => c.add(order_e::Column::SiteCode.eq(s.as_str())),
+        OrderScope::Wholesaler(w) => c.add(order_e::Column::WholesalerId.eq(w.as_str())),
+    }
+}
+
+async fn with_ancillaries<C: ConnectionTrait>(db: &C, models: Vec<order_e::Model>) -> DomainResult<Vec<Order>> {
+    let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
+    let mut anc: BTreeMap<String, Vec<order_ancillary::Model>> = BTreeMap::new();
+    for chunk in crate::bulk::in_chunks(&ids) {
+        for a in order_ancillary::Entity::find()
+            .filter(order_ancillary::Column::OrderId.is_in(chunk.to_vec()))
+            .order_by_asc(order_ancillary::Column::ProductCode)
+            .all(db)
+            .await?
+        {
+            anc.entry(a.order_id.clone()).or_default().push(a);
+        }
+    }
+    models
+        .into_iter()
+        .map(|m| {
+            let a = anc.remove(&m.id).unwrap_or_default();
+            rows::order_from_model(m, a)
+        })
+        .collect()
+}
+
+/// A page of the orders the caller may see (NATIONAL all; a prefecture or municipality those
+/// of its sites; a site its own; a wholesaler those addressed to it), ordered by id.
+pub async fn orders(
+    store: &Store,
+    actor: &Actor,
+    filter: &OrderFilter,
+    after: Option<&str>,
+    first: u64,
+) -> DomainResult<OrderPage> {
+    let mut cond = scope_condition(&authz::order_read_scope(actor)?);
+    if let Some(r) = filter.round {
+        cond = cond.add(order_e::Column::RoundId.eq(r));
+    }
+    if let Some(m) = &filter.municipality {
+        cond = cond.add(order_e::Column::MunicipalityCode.eq(m.as_str()));
+    }
+    if let Some(s) = &filter.site {
+        cond = cond.add(order_e::Column::SiteCode.eq(s.as_str()));
+    }
+    if let Some(w) = &filter.wholesaler {
+        cond = cond.add(order_e::Column::WholesalerId.eq(w.as_str()));
+    }
+    if let Some(a) = after {
+        cond = cond.add(order_e::Column::Id.gt(a));
+    }
+    let rows = order_e::Entity::find()
+        .filter(cond)
+        .order_by_asc(order_e::Column::Id)
+        .limit(first + 1)
+        .all(store.db())
+        .await?;
+    let has_next = rows.len() as u64 > first;
+    let rows: Vec<_> = rows.into_iter().take(first as usize).collect();
+    Ok(OrderPage {
+        orders: with_ancillaries(store.db(), rows).await?,
+        has_next,
+    })
+}
+
+/// One order, if the caller may see it.
+pub async fn order(store: &Store, actor: &Actor, id: &str) -> DomainResult<Order> {
+    let cond = scope_condition(&authz::order_read_scope(actor)?).add(order_e::Column::Id.eq(id));
+    let m = order_e::Entity::find()
+        .filter(cond)
+        .one(store.db())
+        .await?
+        .ok_or_else(|| DomainError::not_found("order", id))?;
+    with_ancillaries(store.db(), vec![m])
+        .await?
+        .pop()
+        .ok_or_else(|| DomainError::not_found("order", id))
+}

@@ -1,0 +1,26 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "orders")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub round_id: i32,
+    pub allocation_id: i32,
+    pub product_code: String,
+    pub site_code: String,
+    pub prefecture_code: String,
+    pub municipality_code: String,
+    pub wholesaler_id: String,
+    pub boxes: i64,
+    pub vials: i64,
+    pub doses: i64,
+    pub status: String,
+    pub created_at: DateTimeUtc,
+    pub created_by: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
