@@ -1,0 +1,4 @@
+//! The scenarios, one module each; `scenario::registry` lists them.
+
+pub mod graphql_overhead;
+pub mod import;
