@@ -20,18 +20,30 @@ const WARMUP: u8 = 0;
 const MEASURE: u8 = 1;
 const STOP: u8 = 2;
 
+/// Reads a cumulative CPU-seconds counter (see `cpu`); sampled at the start and end of the
+/// measured window.
+pub type CpuProbe<'a> = &'a dyn Fn() -> Option<f64>;
+
 /// What one load phase achieved.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LoadResult {
     pub ok: u64,
     pub failed: u64,
     pub window: Duration,
+    /// CPU seconds each probe counted during the window, in the order given.
+    pub cpu: Vec<Option<f64>>,
 }
 
 impl LoadResult {
     /// Successful responses per second in the measured window.
     pub fn rate(&self) -> f64 {
         self.ok as f64 / self.window.as_secs_f64()
+    }
+
+    /// Microseconds of CPU per successful request, by probe `i`.
+    pub fn cpu_per_request_us(&self, i: usize) -> Option<f64> {
+        let secs = self.cpu.get(i).copied().flatten()?;
+        (self.ok > 0).then(|| secs * 1e6 / self.ok as f64)
     }
 }
 
@@ -46,8 +58,14 @@ pub fn body_is_success(body: &[u8]) -> bool {
     serde_json::from_slice::<Envelope>(body).is_ok_and(|e| e.errors.is_none())
 }
 
-/// Drives `POST url` with `body` (JSON) from `settings.concurrency` workers.
-pub async fn closed_loop(url: &str, body: &'static str, settings: &LoadSettings) -> Result<LoadResult> {
+/// Drives `POST url` with `body` (JSON) from `settings.concurrency` workers; `probes` are
+/// sampled at the start and the end of the measured window.
+pub async fn closed_loop(
+    url: &str,
+    body: &'static str,
+    settings: &LoadSettings,
+    probes: &[CpuProbe<'_>],
+) -> Result<LoadResult> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(settings.concurrency)
         .tcp_nodelay(true)
@@ -63,7 +81,13 @@ pub async fn closed_loop(url: &str, body: &'static str, settings: &LoadSettings)
         let (phase, ok, failed) = (phase.clone(), ok.clone(), failed.clone());
         workers.push(tokio::spawn(async move {
             while phase.load(Ordering::Relaxed) != STOP {
-                let good = match client.post(&url).header("content-type", "application/json").body(body).send().await {
+                let good = match client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                {
                     Ok(resp) => {
                         let status = resp.status();
                         match resp.bytes().await {
@@ -81,15 +105,22 @@ pub async fn closed_loop(url: &str, body: &'static str, settings: &LoadSettings)
         }));
     }
     tokio::time::sleep(settings.warmup).await;
+    let before: Vec<Option<f64>> = probes.iter().map(|p| p()).collect();
     phase.store(MEASURE, Ordering::Relaxed);
     let start = Instant::now();
     tokio::time::sleep(settings.duration).await;
     phase.store(STOP, Ordering::Relaxed);
     let window = start.elapsed();
+    let cpu = probes.iter().zip(before).map(|(p, b)| Some(p()? - b?)).collect();
     for w in workers {
         w.await.context("a load worker panicked")?;
     }
-    Ok(LoadResult { ok: ok.load(Ordering::Relaxed), failed: failed.load(Ordering::Relaxed), window })
+    Ok(LoadResult {
+        ok: ok.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+        window,
+        cpu,
+    })
 }
 
 #[cfg(test)]
