@@ -22,7 +22,10 @@
 //!   fixed schedule whatever the answers do, latency counted from the scheduled start, so a
 //!   stall shows in the tail instead of slowing the load): p50 and p99 of vsys and of
 //!   PostGraphile. A response that is not a 200 without `errors` is a failure; failures are
-//!   reported and counted in the percentiles at the time they failed.
+//!   reported and counted in the percentiles at the time they failed;
+//! - server CPU per request during the closed loop: the server process plus the PostgreSQL
+//!   backends of the database (from `/proc`), which separates the servers' cost from the load
+//!   generator's on a machine where all of them share the cores.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -32,10 +35,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::{Value, json};
 
-use crate::generate;
 use crate::load::{self, LoadResult};
 use crate::process::{ChildGuard, free_port, psql, run_timed, with_database};
 use crate::scenario::{BoxFuture, Context, Measurement, Scenario, Storage};
+use crate::{cpu, generate};
 
 const DATABASE: &str = "bench_public";
 const PAGE: usize = 20;
@@ -52,7 +55,29 @@ struct Target {
     name: &'static str,
     url: String,
     body: &'static str,
-    _child: ChildGuard,
+    child: ChildGuard,
+}
+
+/// CPU seconds used so far by process `pid` and by every PostgreSQL backend serving
+/// `database` (PostgreSQL titles them "postgres: [cluster:] USER DATABASE HOST(PORT) STATE").
+/// PostGraphile has PostgreSQL build its JSON, vsys builds it itself: only the sum compares.
+/// Backends opened during a phase count from their start; only one server is loaded at a time,
+/// so the others' idle backends add nothing.
+fn server_cpu(pid: u32, database: &str) -> Option<f64> {
+    let mut total = cpu::process(pid)?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{p}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.starts_with("postgres: ") && cmd.split_whitespace().take(5).any(|t| t == database) {
+            total += cpu::process(p).unwrap_or(0.0);
+        }
+    }
+    Some(total)
 }
 
 #[derive(Default)]
@@ -132,6 +157,25 @@ fn vsys_server(ctx: &Context, url: &str, extra: &[&str], name: &'static str) -> 
         .env("RUST_LOG", "warn");
     let child = ChildGuard::spawn(cmd, name, &ctx.work.join(format!("{name}.log")))?;
     Ok((format!("http://127.0.0.1:{port}/public/graphql"), child))
+}
+
+/// Waits until `url` answers a request within half a second: a server left with a backlog
+/// by an overloaded phase (PostGraphile at 1,000 req/s queues what it cannot serve) must not
+/// eat into the next measurement.
+async fn settle(url: &str, body: &str, what: &str) -> Result<()> {
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    loop {
+        let t = Instant::now();
+        let answered = post(&client, url, body).await.is_ok();
+        if answered && t.elapsed() < Duration::from_millis(500) {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(180) {
+            bail!("{what} did not settle within 3 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 impl PublicSearch {
@@ -244,19 +288,19 @@ impl PublicSearch {
                 name: "vsys",
                 url: vsys_url,
                 body: vsys_body,
-                _child: vsys,
+                child: vsys,
             },
             Target {
                 name: "vsys (cache off)",
                 url: nocache_url,
                 body: vsys_body,
-                _child: nocache,
+                child: nocache,
             },
             Target {
                 name: "PostGraphile",
                 url: pgl_url,
                 body: pgl_body,
-                _child: pgl,
+                child: pgl,
             },
         ];
         Ok(())
@@ -265,22 +309,38 @@ impl PublicSearch {
     async fn one_run(&mut self, ctx: &Context, run: usize) -> Result<Vec<Measurement>> {
         let n = self.targets.len();
         let mut rates = vec![0.0; n];
+        let mut cpu_us = vec![None; n];
         for k in 0..n {
             let i = (k + run) % n;
             let t = &self.targets[i];
-            let r: LoadResult = load::closed_loop(&t.url, t.body, &ctx.load, &[]).await?;
+            settle(&t.url, t.body, t.name).await?;
+            let pid = t.child.id();
+            let probe = move || server_cpu(pid, DATABASE);
+            let r: LoadResult = load::closed_loop(&t.url, t.body, &ctx.load, &[&probe]).await?;
             ensure!(r.failed == 0, "{}: {} failed responses under load", t.name, r.failed);
             rates[i] = r.rate();
+            cpu_us[i] = r.cpu_per_request_us(0);
         }
         let pgl = rates[2];
         let mut out = vec![
             Measurement::new("public-search vsys", rates[0], "req/s").against("PostGraphile", pgl),
             Measurement::new("public-search vsys, cache off", rates[1], "req/s").against("PostGraphile", pgl),
         ];
+        if let (Some(a), Some(b), Some(p)) = (cpu_us[0], cpu_us[1], cpu_us[2]) {
+            out.push(
+                Measurement::new("public-search vsys server CPU per request", a, "µs/req").against("PostGraphile", p),
+            );
+            out.push(
+                Measurement::new("public-search vsys, cache off, server CPU per request", b, "µs/req")
+                    .against("PostGraphile", p),
+            );
+        }
         // Latency at a fixed rate: vsys (as deployed, cache on) and PostGraphile.
         for i in [0usize, 2] {
             let t = &self.targets[i];
+            settle(&t.url, t.body, t.name).await?;
             let r = open_loop(&t.url, t.body, RATE, OPEN_LOOP_WARMUP, OPEN_LOOP_WINDOW).await?;
+            settle(&t.url, t.body, t.name).await?;
             println!(
                 "   run {run}: {} at {RATE} req/s: sent {}, failed {}, p50 {:.2} ms, p99 {:.2} ms",
                 t.name,

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 
@@ -18,7 +19,7 @@ use crate::codes::SiteCode;
 use crate::entities::{assigned_code_serial, municipality, site, site_history};
 use crate::error::{DomainError, DomainResult};
 use crate::site::{ColdChainRole, FieldChange, HistoryAction, Site, SiteDetails, SiteDraft, SiteStatus};
-use crate::store::Store;
+use crate::store::{Store, fixed};
 
 /// The columns of the import file, in the documented order (the header may order them freely).
 pub const CSV_COLUMNS: [&str; 19] = [
@@ -212,7 +213,7 @@ pub async fn import_csv(
     for site in &updates {
         site::Entity::update_many()
             .set(rows::active_model(site))
-            .filter(site::Column::Code.eq(site.code.as_str()))
+            .filter(Expr::col(site::Column::Code).eq(fixed(site.code.as_str())))
             .exec(&*tx)
             .await?;
         done += 1;
@@ -266,7 +267,7 @@ async fn raise_assigned_counters(tx: &crate::store::WriteTx) -> DomainResult<()>
     for c in assigned.iter().filter_map(|m| m.code.parse::<SiteCode>().ok()) {
         if let Some(serial) = c.assigned_serial() {
             let e = max.entry(c.prefecture().as_str().to_owned()).or_default();
-            *e = (*e).max(serial);
+            *e = Ord::max(*e, serial);
         }
     }
     for (pref, serial) in max {

@@ -24,7 +24,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::site::{
     ColdChainRole, FieldChange, HistoryAction, Site, SiteDetails, SiteDraft, SiteHistoryEntry, SiteKind, SiteStatus,
 };
-use crate::store::Store;
+use crate::store::{Store, fixed};
 
 /// A prefecture of the reference data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +83,7 @@ pub async fn prefectures(store: &Store) -> DomainResult<Vec<Prefecture>> {
 pub async fn municipalities(store: &Store, prefecture: Option<PrefectureCode>) -> DomainResult<Vec<Municipality>> {
     let mut q = municipality::Entity::find().order_by_asc(municipality::Column::Code);
     if let Some(p) = prefecture {
-        q = q.filter(municipality::Column::PrefectureCode.eq(p.as_str()));
+        q = q.filter(Expr::col(municipality::Column::PrefectureCode).eq(fixed(p.as_str())));
     }
     q.all(store.db())
         .await?
@@ -93,7 +93,8 @@ pub async fn municipalities(store: &Store, prefecture: Option<PrefectureCode>) -
 }
 
 pub async fn municipality(store: &Store, code: &MunicipalityCode) -> DomainResult<Option<Municipality>> {
-    municipality::Entity::find_by_id(code.as_str())
+    municipality::Entity::find()
+        .filter(Expr::col(municipality::Column::Code).eq(fixed(code.as_str())))
         .one(store.db())
         .await?
         .map(rows::municipality_from_model)
@@ -110,7 +111,8 @@ pub(crate) fn facts(site: &Site) -> SiteFacts<'_> {
 }
 
 pub(crate) async fn load<C: ConnectionTrait>(db: &C, code: &SiteCode) -> DomainResult<Option<Site>> {
-    site::Entity::find_by_id(code.as_str())
+    site::Entity::find()
+        .filter(Expr::col(site::Column::Code).eq(fixed(code.as_str())))
         .one(db)
         .await?
         .map(site_from_model)
@@ -131,7 +133,7 @@ pub async fn get_many(store: &Store, actor: &Actor, codes: &[SiteCode]) -> Domai
     let keys: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
     let scope = authz::site_read_scope(actor);
     let rows = site::Entity::find()
-        .filter(site::Column::Code.is_in(keys))
+        .filter(Expr::col(site::Column::Code).is_in(keys.into_iter().map(fixed)))
         .all(store.db())
         .await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -148,11 +150,11 @@ fn scope_condition(scope: &SiteScope) -> Condition {
     let c = Condition::all();
     match scope {
         SiteScope::All => c,
-        SiteScope::Prefecture(p) => c.add(site::Column::PrefectureCode.eq(p.as_str())),
+        SiteScope::Prefecture(p) => c.add(Expr::col(site::Column::PrefectureCode).eq(fixed(p.as_str()))),
         SiteScope::Municipalities(ms) => {
-            c.add(site::Column::MunicipalityCode.is_in(ms.iter().map(|m| m.as_str().to_owned())))
+            c.add(Expr::col(site::Column::MunicipalityCode).is_in(ms.iter().map(|m| fixed(m.as_str()))))
         }
-        SiteScope::Site(s) => c.add(site::Column::Code.eq(s.as_str())),
+        SiteScope::Site(s) => c.add(Expr::col(site::Column::Code).eq(fixed(s.as_str()))),
         SiteScope::Wholesaler(w) => c.add(site::Column::WholesalerId.eq(w.as_str())),
     }
 }
@@ -167,10 +169,10 @@ pub(crate) fn like_contains(s: &str) -> LikeExpr {
 fn filter_condition(actor: &Actor, filter: &SiteFilter) -> Condition {
     let mut cond = scope_condition(&authz::site_read_scope(actor));
     if let Some(p) = &filter.prefecture {
-        cond = cond.add(site::Column::PrefectureCode.eq(p.as_str()));
+        cond = cond.add(Expr::col(site::Column::PrefectureCode).eq(fixed(p.as_str())));
     }
     if let Some(m) = &filter.municipality {
-        cond = cond.add(site::Column::MunicipalityCode.eq(m.as_str()));
+        cond = cond.add(Expr::col(site::Column::MunicipalityCode).eq(fixed(m.as_str())));
     }
     if let Some(k) = filter.kind {
         cond = cond.add(site::Column::Kind.eq(k.as_str()));
@@ -198,7 +200,7 @@ pub async fn list(
 ) -> DomainResult<SitePage> {
     let mut cond = filter_condition(actor, filter);
     if let Some(a) = after {
-        cond = cond.add(site::Column::Code.gt(a.as_str()));
+        cond = cond.add(Expr::col(site::Column::Code).gt(fixed(a.as_str())));
     }
     let rows = site::Entity::find()
         .filter(cond)
@@ -257,7 +259,8 @@ async fn check_references<C: ConnectionTrait>(
     code: Option<&SiteCode>,
     details: &SiteDetails,
 ) -> DomainResult<()> {
-    if municipality::Entity::find_by_id(details.municipality.as_str())
+    if municipality::Entity::find()
+        .filter(Expr::col(municipality::Column::Code).eq(fixed(details.municipality.as_str())))
         .one(db)
         .await?
         .is_none()
@@ -471,7 +474,7 @@ pub async fn update(
 async fn save_version<C: ConnectionTrait>(db: &C, site: &Site, previous: i32) -> DomainResult<()> {
     let res = site::Entity::update_many()
         .set(rows::active_model(site))
-        .filter(site::Column::Code.eq(site.code.as_str()))
+        .filter(Expr::col(site::Column::Code).eq(fixed(site.code.as_str())))
         .filter(site::Column::Version.eq(previous))
         .exec(db)
         .await?;
@@ -497,7 +500,7 @@ pub async fn withdraw(store: &Store, actor: &Actor, code: &SiteCode) -> DomainRe
         return Err(DomainError::Conflict(format!("site {code} is already withdrawn")));
     }
     let satellites = site::Entity::find()
-        .filter(site::Column::BaseSiteCode.eq(code.as_str()))
+        .filter(Expr::col(site::Column::BaseSiteCode).eq(fixed(code.as_str())))
         .filter(site::Column::Status.eq(SiteStatus::Active.as_str()))
         .limit(5)
         .all(&*tx)
@@ -526,7 +529,7 @@ pub async fn withdraw(store: &Store, actor: &Actor, code: &SiteCode) -> DomainRe
 pub async fn history(store: &Store, actor: &Actor, code: &SiteCode) -> DomainResult<Vec<SiteHistoryEntry>> {
     get(store, actor, code).await?;
     site_history::Entity::find()
-        .filter(site_history::Column::SiteCode.eq(code.as_str()))
+        .filter(Expr::col(site_history::Column::SiteCode).eq(fixed(code.as_str())))
         .order_by_asc(site_history::Column::Version)
         .all(store.db())
         .await?
