@@ -64,12 +64,18 @@ async fn confirm_all(round: i32, database_url: &str) -> anyhow::Result<()> {
     let store = Store::new(crate::db::connect(database_url).await?);
     let start = std::time::Instant::now();
     let report = domain::allocations::confirm_all_municipalities(&store, &Actor::System, round).await?;
+    let phases: Vec<String> = report
+        .phases
+        .iter()
+        .map(|(what, d)| format!("{what} {:.3} s", d.as_secs_f64()))
+        .collect();
     println!(
-        "confirmed {} municipality allocations with {} orders (and outbox entries) in {:.0?}; {} blocked",
+        "confirmed {} municipality allocations with {} orders (and outbox entries) in {:.3} s; {} blocked; {}",
         report.confirmed,
         report.orders,
-        start.elapsed(),
-        report.blocked.len()
+        start.elapsed().as_secs_f64(),
+        report.blocked.len(),
+        phases.join(", ")
     );
     for (m, items) in &report.blocked {
         for i in items {

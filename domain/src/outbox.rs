@@ -5,7 +5,7 @@
 //! `delivered_at`).
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::SimpleExpr;
+use sea_orm::sea_query::Value;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::authz::{self, Actor};
@@ -55,7 +55,7 @@ pub struct OutboxEntry {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 10] = [
     "topic",
     "aggregate_type",
     "aggregate_key",
@@ -66,7 +66,6 @@ const COLUMNS: [&str; 11] = [
     "attempts",
     "next_attempt_at",
     "created_at",
-    "delivered_at",
 ];
 
 /// Appends messages inside the caller's transaction: they become visible to the worker exactly
@@ -78,7 +77,7 @@ pub(crate) async fn append<C: ConnectionTrait>(
 ) -> DomainResult<()> {
     let rows = entries
         .into_iter()
-        .map(|e| -> Vec<SimpleExpr> {
+        .map(|e| -> Vec<Value> {
             vec![
                 e.topic.into(),
                 e.aggregate_type.into(),
@@ -90,7 +89,6 @@ pub(crate) async fn append<C: ConnectionTrait>(
                 0i32.into(),
                 now.into(),
                 now.into(),
-                Option::<DateTime<Utc>>::None.into(),
             ]
         })
         .collect();

@@ -185,10 +185,10 @@ impl WeightSource {
     }
 }
 
-/// One proposed line, in the order of the claims.
+/// One proposed line. `Proposal::lines` are in the order of the claims (`lines[i]` is for
+/// `claims[i]`), so codes are not copied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProposedLine {
-    pub code: String,
     pub boxes: Boxes,
     pub reason: LineReason,
 }
@@ -312,6 +312,7 @@ pub fn propose(params: &Params, claims: &[Claim]) -> Result<Proposal, ProposalEr
     }
 
     // Largest remainder over the uncapped children with a share.
+    let none_capped_yet = !capped.iter().any(|c| *c);
     let mut rem = vec![0u128; n];
     let mut after = vec![0f64; n];
     let mut floor_sum = 0u128;
@@ -322,7 +323,9 @@ pub fn propose(params: &Params, claims: &[Claim]) -> Result<Proposal, ProposalEr
                 boxes[i] = num / level;
                 rem[i] = num % level;
                 floor_sum += boxes[i];
-                after[i] = num as f64 / s_left as f64;
+                if !none_capped_yet {
+                    after[i] = num as f64 / s_left as f64;
+                }
             }
         }
     }
@@ -343,23 +346,32 @@ pub fn propose(params: &Params, claims: &[Claim]) -> Result<Proposal, ProposalEr
         }
     }
 
-    let df = d as f64;
     let allocated: u128 = boxes.iter().sum();
     let as_boxes = |x: u128| Boxes::new(u64::try_from(x).unwrap_or(u64::MAX));
+    // Shares for display, in f64 from the small factors (cheaper than converting the u128s).
+    let (bf, af) = (b as f64, a as f64);
+    let (base_den_f, adj_den_f) = (base_den as f64, adj_den as f64);
+    let none_capped = none_capped_yet;
     let lines = claims
         .iter()
         .enumerate()
         .map(|(i, c)| {
             let (base_share, adjustment_share) = if eligible(c) {
                 (
-                    (b * base_key.of(c) * adj_den) as f64 / df,
-                    (a * adj_key.of(c) * base_den) as f64 / df,
+                    bf * base_key.of(c) as f64 / base_den_f,
+                    af * adj_key.of(c) as f64 / adj_den_f,
                 )
             } else {
                 (0.0, 0.0)
             };
+            let share_after_caps = if capped[i] {
+                boxes[i] as f64
+            } else if none_capped {
+                base_share + adjustment_share
+            } else {
+                after[i]
+            };
             ProposedLine {
-                code: c.code.clone(),
                 boxes: as_boxes(boxes[i]),
                 reason: LineReason {
                     weight: c.weight,
@@ -369,7 +381,7 @@ pub fn propose(params: &Params, claims: &[Claim]) -> Result<Proposal, ProposalEr
                     base_share,
                     adjustment_share,
                     capped: capped[i],
-                    share_after_caps: if capped[i] { boxes[i] as f64 } else { after[i] },
+                    share_after_caps,
                     rounded_up: rounded_up[i],
                     boxes: as_boxes(boxes[i]),
                 },
@@ -662,8 +674,8 @@ mod tests {
                 }
             }
             let c = propose(&prm, &shuffled).expect("in range");
-            let mut by_code_a: Vec<_> = a.lines.iter().map(|l| (l.code.clone(), l.boxes)).collect();
-            let mut by_code_c: Vec<_> = c.lines.iter().map(|l| (l.code.clone(), l.boxes)).collect();
+            let mut by_code_a: Vec<_> = claims.iter().zip(&a.lines).map(|(k, l)| (k.code.clone(), l.boxes)).collect();
+            let mut by_code_c: Vec<_> = shuffled.iter().zip(&c.lines).map(|(k, l)| (k.code.clone(), l.boxes)).collect();
             by_code_a.sort();
             by_code_c.sort();
             prop_assert_eq!(by_code_a, by_code_c);

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, SimpleExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Value};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::rows::{self, StoredProposal, boxes, stored};
@@ -261,11 +261,11 @@ pub async fn propose(
         .exec(&*tx)
         .await?;
     let mut values = Vec::with_capacity(proposal.lines.len());
-    for l in &proposal.lines {
+    for (c, l) in claims.iter().zip(&proposal.lines) {
         let reason = serde_json::to_string(&l.reason).map_err(|e| DomainError::Corrupt(e.to_string()))?;
         values.push(vec![
-            SimpleExpr::from(h.id),
-            l.code.clone().into(),
+            Value::from(h.id),
+            c.code.clone().into(),
             stored(l.boxes).into(),
             Some(stored(l.boxes)).into(),
             Some(reason).into(),
@@ -436,7 +436,7 @@ pub async fn set_lines(
         .iter()
         .map(|(c, b)| {
             vec![
-                SimpleExpr::from(h.id),
+                Value::from(h.id),
                 c.as_str().to_owned().into(),
                 stored(*b).into(),
                 Option::<i64>::None.into(),
@@ -539,7 +539,7 @@ pub async fn confirm(
                 .map(|c| {
                     let received = lines.get(&c).copied().unwrap_or(0);
                     vec![
-                        SimpleExpr::from(round_id),
+                        Value::from(round_id),
                         child_level.as_str().into(),
                         c.into(),
                         Some(h.id).into(),

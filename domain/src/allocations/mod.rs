@@ -19,7 +19,7 @@ mod rows;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, SimpleExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Value};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -398,7 +398,7 @@ pub async fn import_target_population(store: &Store, actor: &Actor, csv_text: &s
     let n = rows.len() as u64;
     let values = rows
         .into_iter()
-        .map(|(m, p)| -> Vec<SimpleExpr> {
+        .map(|(m, p)| -> Vec<Value> {
             vec![
                 m.as_str().to_owned().into(),
                 i64::try_from(p).unwrap_or(i64::MAX).into(),

@@ -5,9 +5,10 @@
 //! Rows go in as multi-row INSERTs in chunks, never one round trip per order.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, Value};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::rows::{self, boxes};
@@ -33,6 +34,16 @@ pub struct BulkConfirmReport {
     pub orders: u64,
     /// Municipalities left in draft, each with the problems that blocked it.
     pub blocked: Vec<(MunicipalityCode, Vec<BlockingItem>)>,
+    /// Where the time went: (phase, duration), in order — for operators and the benchmark.
+    pub phases: Vec<(&'static str, Duration)>,
+}
+
+/// What writing orders did.
+pub(super) struct Written {
+    pub confirmed: u64,
+    pub orders: u64,
+    pub blocked: Vec<(MunicipalityCode, Vec<BlockingItem>)>,
+    pub phases: Vec<(&'static str, Duration)>,
 }
 
 pub(super) async fn mark_confirmed<C: ConnectionTrait>(
@@ -61,40 +72,50 @@ pub(super) async fn mark_confirmed<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Sites by code, loaded in chunks.
-async fn sites_by_code<C: ConnectionTrait>(db: &C, codes: &[String]) -> DomainResult<HashMap<String, Site>> {
-    let mut out = HashMap::with_capacity(codes.len());
-    for chunk in crate::bulk::in_chunks(codes) {
+/// A line with boxes: (allocation id, site code, boxes).
+type BoxLine = (i32, String, i64);
+
+/// The lines with boxes of the given allocations (only the columns orders need), by allocation
+/// id, and the sites they name — one query each, the sites by a semi-join on the same lines.
+async fn lines_and_sites<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i32],
+) -> DomainResult<(HashMap<i32, Vec<BoxLine>>, HashMap<String, Site>)> {
+    let mut lines: HashMap<i32, Vec<BoxLine>> = HashMap::new();
+    let mut sites = HashMap::new();
+    for chunk in crate::bulk::in_chunks(ids) {
+        let rows: Vec<BoxLine> = allocation_line::Entity::find()
+            .select_only()
+            .columns([
+                allocation_line::Column::AllocationId,
+                allocation_line::Column::ChildCode,
+                allocation_line::Column::Boxes,
+            ])
+            .filter(allocation_line::Column::AllocationId.is_in(chunk.to_vec()))
+            .filter(allocation_line::Column::Boxes.gt(0))
+            .order_by_asc(allocation_line::Column::ChildCode)
+            .into_tuple()
+            .all(db)
+            .await?;
+        for l in rows {
+            lines.entry(l.0).or_default().push(l);
+        }
+        let named = Query::select()
+            .column(allocation_line::Column::ChildCode)
+            .from(allocation_line::Entity)
+            .and_where(allocation_line::Column::AllocationId.is_in(chunk.to_vec()))
+            .and_where(allocation_line::Column::Boxes.gt(0))
+            .to_owned();
         for row in site::Entity::find()
-            .filter(site::Column::Code.is_in(chunk.to_vec()))
+            .filter(site::Column::Code.in_subquery(named))
             .all(db)
             .await?
         {
             let s = site_from_model(row)?;
-            out.insert(s.code.as_str().to_owned(), s);
+            sites.insert(s.code.as_str().to_owned(), s);
         }
     }
-    Ok(out)
-}
-
-/// Lines with boxes of the given allocations, by allocation id.
-async fn lines_with_boxes<C: ConnectionTrait>(
-    db: &C,
-    ids: &[i32],
-) -> DomainResult<HashMap<i32, Vec<allocation_line::Model>>> {
-    let mut out: HashMap<i32, Vec<allocation_line::Model>> = HashMap::new();
-    for chunk in crate::bulk::in_chunks(ids) {
-        for l in allocation_line::Entity::find()
-            .filter(allocation_line::Column::AllocationId.is_in(chunk.to_vec()))
-            .filter(allocation_line::Column::Boxes.gt(0))
-            .order_by_asc(allocation_line::Column::ChildCode)
-            .all(db)
-            .await?
-        {
-            out.entry(l.allocation_id).or_default().push(l);
-        }
-    }
-    Ok(out)
+    Ok((lines, sites))
 }
 
 fn blocking(site: &str, p: OrderProblem) -> BlockingItem {
@@ -110,6 +131,7 @@ struct Planned {
     orders: Vec<(Order, String)>,
     blocked: Vec<(MunicipalityCode, Vec<BlockingItem>)>,
     confirmable: Vec<i32>,
+    phases: Vec<(&'static str, Duration)>,
 }
 
 async fn plan<C: ConnectionTrait>(
@@ -120,15 +142,16 @@ async fn plan<C: ConnectionTrait>(
     headers: &[allocation_e::Model],
     now: DateTime<Utc>,
 ) -> DomainResult<Planned> {
+    let start = Instant::now();
     let ids: Vec<i32> = headers.iter().map(|h| h.id).collect();
-    let mut lines = lines_with_boxes(db, &ids).await?;
-    let codes: Vec<String> = lines.values().flatten().map(|l| l.child_code.clone()).collect();
-    let sites = sites_by_code(db, &codes).await?;
+    let (mut lines, sites) = lines_and_sites(db, &ids).await?;
+    let loaded = start.elapsed();
     let label = actor.label();
     let mut planned = Planned {
-        orders: Vec::with_capacity(codes.len()),
+        orders: Vec::with_capacity(sites.len()),
         blocked: Vec::new(),
         confirmable: Vec::with_capacity(headers.len()),
+        phases: vec![("loading lines and sites", loaded)],
     };
     for h in headers {
         let AllocationOwner::Municipality(m) = rows::owner_of(h)? else {
@@ -136,10 +159,10 @@ async fn plan<C: ConnectionTrait>(
         };
         let mut orders = Vec::new();
         let mut problems = Vec::new();
-        for l in lines.remove(&h.id).unwrap_or_default() {
-            let n = boxes(l.boxes, "allocation line", &l.child_code)?;
-            let Some(site) = sites.get(&l.child_code) else {
-                return Err(rows::corrupt("allocation line", &l.child_code, "site missing"));
+        for (_, code, n) in lines.remove(&h.id).unwrap_or_default() {
+            let n = boxes(n, "allocation line", &code)?;
+            let Some(site) = sites.get(&code) else {
+                return Err(rows::corrupt("allocation line", &code, "site missing"));
             };
             match build_order(round, h.id, product, site, &m, n, now, &label) {
                 Ok(o) => {
@@ -147,7 +170,7 @@ async fn plan<C: ConnectionTrait>(
                         .map_err(|e| DomainError::Corrupt(e.to_string()))?;
                     orders.push((o, payload));
                 }
-                Err(p) => problems.push(blocking(&l.child_code, p)),
+                Err(p) => problems.push(blocking(&code, p)),
             }
         }
         if problems.is_empty() {
@@ -157,6 +180,10 @@ async fn plan<C: ConnectionTrait>(
             planned.blocked.push((m, problems));
         }
     }
+    planned.phases.push((
+        "checking sites and building orders and messages",
+        start.elapsed() - loaded,
+    ));
     Ok(planned)
 }
 
@@ -177,7 +204,7 @@ const ORDER_COLUMNS: [&str; 14] = [
     "created_by",
 ];
 
-fn n(x: u64) -> SimpleExpr {
+fn n(x: u64) -> Value {
     i64::try_from(x).unwrap_or(i64::MAX).into()
 }
 
@@ -193,8 +220,8 @@ pub(super) async fn write_orders<C: ConnectionTrait>(
     headers: Vec<allocation_e::Model>,
     strict: bool,
     now: DateTime<Utc>,
-) -> DomainResult<(u64, u64, Vec<(MunicipalityCode, Vec<BlockingItem>)>)> {
-    let planned = plan(db, actor, round, product, &headers, now).await?;
+) -> DomainResult<Written> {
+    let mut planned = plan(db, actor, round, product, &headers, now).await?;
     if strict && let Some((m, items)) = planned.blocked.first() {
         let sites: Vec<&str> = items.iter().map(|i| i.subject.as_str()).collect();
         return Err(DomainError::Blocked {
@@ -207,6 +234,7 @@ pub(super) async fn write_orders<C: ConnectionTrait>(
             items: items.clone(),
         });
     }
+    let start = Instant::now();
     let count = planned.orders.len() as u64;
     let mut order_rows = Vec::with_capacity(planned.orders.len());
     let mut ancillary_rows = Vec::new();
@@ -245,6 +273,7 @@ pub(super) async fn write_orders<C: ConnectionTrait>(
             payload,
         });
     }
+    let prepared = start.elapsed();
     crate::bulk::insert(db, "orders", &ORDER_COLUMNS, order_rows, None).await?;
     crate::bulk::insert(
         db,
@@ -256,7 +285,17 @@ pub(super) async fn write_orders<C: ConnectionTrait>(
     .await?;
     outbox::append(db, outbox_rows, now).await?;
     mark_confirmed(db, &planned.confirmable, actor, now).await?;
-    Ok((planned.confirmable.len() as u64, count, planned.blocked))
+    planned.phases.push(("preparing rows", prepared));
+    planned.phases.push((
+        "inserting orders with their ancillaries and outbox entries",
+        start.elapsed() - prepared,
+    ));
+    Ok(Written {
+        confirmed: planned.confirmable.len() as u64,
+        orders: count,
+        blocked: planned.blocked,
+        phases: planned.phases,
+    })
 }
 
 /// The deadline run (operator only): confirms every municipality allocation of the round that
@@ -280,13 +319,16 @@ pub async fn confirm_all_municipalities(
         .all(&*tx)
         .await?;
     let now = Utc::now();
-    let (confirmed, orders, blocked) = write_orders(&*tx, actor, &round, &product, headers, false, now).await?;
+    let mut w = write_orders(&*tx, actor, &round, &product, headers, false, now).await?;
+    let start = Instant::now();
     tx.commit().await?;
-    tracing::info!(round = round_id, confirmed, orders, blocked = blocked.len(), actor = %actor.label(), "municipality allocations confirmed in bulk");
+    w.phases.push(("commit", start.elapsed()));
+    tracing::info!(round = round_id, confirmed = w.confirmed, orders = w.orders, blocked = w.blocked.len(), actor = %actor.label(), "municipality allocations confirmed in bulk");
     Ok(BulkConfirmReport {
-        confirmed,
-        orders,
-        blocked,
+        confirmed: w.confirmed,
+        orders: w.orders,
+        blocked: w.blocked,
+        phases: w.phases,
     })
 }
 
