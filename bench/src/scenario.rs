@@ -121,6 +121,8 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
         Box::new(scenarios::import::Import::default()),
         Box::new(scenarios::graphql_overhead::GraphqlOverhead::default()),
         Box::new(scenarios::public_search::PublicSearch::default()),
+        Box::new(scenarios::allocation::Propose::default()),
+        Box::new(scenarios::allocation::Confirm::default()),
     ]
 }
 
