@@ -273,8 +273,14 @@ pub(super) async fn write_orders<C: ConnectionTrait>(
             payload,
         });
     }
-    let prepared = start.elapsed();
+    planned.phases.push(("preparing rows", start.elapsed()));
+    let mut lap = Instant::now();
+    let mut phase = |name: &'static str, phases: &mut Vec<(&'static str, Duration)>| {
+        phases.push((name, lap.elapsed()));
+        lap = Instant::now();
+    };
     crate::bulk::insert(db, "orders", &ORDER_COLUMNS, order_rows, None).await?;
+    phase("inserting orders", &mut planned.phases);
     crate::bulk::insert(
         db,
         "order_ancillaries",
@@ -283,13 +289,11 @@ pub(super) async fn write_orders<C: ConnectionTrait>(
         None,
     )
     .await?;
+    phase("inserting their ancillaries", &mut planned.phases);
     outbox::append(db, outbox_rows, now).await?;
+    phase("inserting outbox entries", &mut planned.phases);
     mark_confirmed(db, &planned.confirmable, actor, now).await?;
-    planned.phases.push(("preparing rows", prepared));
-    planned.phases.push((
-        "inserting orders with their ancillaries and outbox entries",
-        start.elapsed() - prepared,
-    ));
+    phase("marking allocations confirmed", &mut planned.phases);
     Ok(Written {
         confirmed: planned.confirmable.len() as u64,
         orders: count,
