@@ -34,6 +34,7 @@ pub mod error;
 pub mod feed;
 pub mod order;
 pub mod outbox;
+pub mod personal;
 pub mod product;
 pub mod product_names;
 pub mod public;

@@ -82,13 +82,17 @@ macro_rules! impl_code_traits {
     };
 }
 
+mod coupon;
 mod municipality;
+mod my_number;
 mod postal;
 mod prefecture;
 mod site;
 mod slug;
 
+pub use coupon::{CouponLine, CouponNumber};
 pub use municipality::{MunicipalityCode, jis_x0402_check_digit};
+pub use my_number::{MyNumber, my_number_check_digit};
 pub use postal::PostalCode;
 pub use prefecture::PrefectureCode;
 pub use site::{SiteCode, SiteCodeKind, mod10_w21_check_digit};
@@ -155,6 +159,23 @@ pub enum CodeError {
     /// `123-4567`.
     #[error("must be 7 digits, written 1234567 or 123-4567")]
     PostalFormat,
+    /// Character 1 of a coupon line (券種) is not a digit 0-9.
+    #[error("the coupon kind (character 1) must be a digit 0-9")]
+    CouponKind,
+    /// Character 2 of a coupon line (回数) is not 1-9.
+    #[error("the dose number (character 2) must be 1-9")]
+    CouponDose,
+    /// Characters 3-8 of a coupon line are not a municipality code.
+    #[error("characters 3-8 must be a municipality code (prefecture 01-47)")]
+    CouponMunicipality,
+    /// The municipality code in a coupon line has the wrong check digit.
+    #[error("the municipality code (characters 3-8) has check digit {found}, expected {expected}")]
+    CouponMunicipalityCheckDigit {
+        /// The check digit in the input.
+        found: u8,
+        /// The check digit computed from the rest of the code.
+        expected: u8,
+    },
 }
 
 /// Fails with [`CodeError::Length`] unless `s` has exactly `expected`
