@@ -121,6 +121,7 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
         Box::new(scenarios::import::Import::default()),
         Box::new(scenarios::graphql_overhead::GraphqlOverhead::default()),
         Box::new(scenarios::public_search::PublicSearch::default()),
+        Box::new(scenarios::outbox_drain::OutboxDrain::default()),
     ]
 }
 

@@ -2,4 +2,5 @@
 
 pub mod graphql_overhead;
 pub mod import;
+pub mod outbox_drain;
 pub mod public_search;
