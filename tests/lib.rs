@@ -151,6 +151,8 @@ pub fn test_config(db: &TestDb) -> ServerConfig {
             ),
             ..Default::default()
         },
+        // Tests drive outbox workers themselves (synchronously), never in the background.
+        outbox_worker: None,
     }
 }
 

@@ -42,6 +42,21 @@ pub enum Command {
     /// Allocation operations.
     #[command(subcommand)]
     Allocations(AllocationsCommand),
+    /// The outbox of messages to partners.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Deliver every message that is due now, then print what happened (alongside or instead of
+    /// the workers in `vsys serve`; safe to run concurrently with them).
+    Drain {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        outbox: OutboxArgs,
+    },
 }
 
 #[derive(Debug, Args, Clone)]
@@ -107,6 +122,63 @@ pub struct ServeArgs {
     pub max_body_bytes: usize,
     #[command(flatten)]
     pub public: PublicArgs,
+    #[command(flatten)]
+    pub outbox: OutboxArgs,
+}
+
+/// The outbox worker that delivers orders to wholesalers.
+#[derive(Debug, Args, Clone)]
+pub struct OutboxArgs {
+    /// Run the outbox worker in this process (`false`: leave delivery to other instances or to
+    /// `vsys outbox drain`).
+    #[arg(long, env = "VSYS_OUTBOX_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub outbox_worker: bool,
+    /// Directory for file-drop wholesalers (one subdirectory per wholesaler).
+    #[arg(long, env = "VSYS_OUTBOX_DROP_DIR", default_value = "outbox-drop")]
+    pub outbox_drop_dir: PathBuf,
+    /// Messages claimed per round.
+    #[arg(long, env = "VSYS_OUTBOX_BATCH", default_value_t = 500)]
+    pub outbox_batch: u64,
+    /// Attempts before a message that keeps failing is parked.
+    #[arg(long, env = "VSYS_OUTBOX_MAX_ATTEMPTS", default_value_t = 12)]
+    pub outbox_max_attempts: u32,
+    /// Seconds a wholesaler may take to answer one pushed message.
+    #[arg(long, env = "VSYS_OUTBOX_HTTP_TIMEOUT", default_value_t = 10)]
+    pub outbox_http_timeout: u64,
+    /// Messages pushed at once.
+    #[arg(long, env = "VSYS_OUTBOX_CONCURRENCY", default_value_t = 64)]
+    pub outbox_concurrency: usize,
+    /// First retry wait (seconds); it doubles per attempt up to `--outbox-backoff-cap`.
+    #[arg(long, env = "VSYS_OUTBOX_BACKOFF_BASE", default_value_t = 2)]
+    pub outbox_backoff_base: u64,
+    /// Longest retry wait (seconds).
+    #[arg(long, env = "VSYS_OUTBOX_BACKOFF_CAP", default_value_t = 3600)]
+    pub outbox_backoff_cap: u64,
+    /// Milliseconds the worker waits when nothing is due.
+    #[arg(long, env = "VSYS_OUTBOX_POLL_MS", default_value_t = 1000)]
+    pub outbox_poll_ms: u64,
+}
+
+impl OutboxArgs {
+    pub fn worker_config(&self) -> integrations::WorkerConfig {
+        use std::time::Duration;
+        let timeout = Duration::from_secs(self.outbox_http_timeout.max(1));
+        integrations::WorkerConfig {
+            batch: self.outbox_batch.max(1),
+            // Longer than a whole round of pushes can take, so no two workers ever send one
+            // message at the same time.
+            lease: (timeout * 4).max(Duration::from_secs(60)),
+            max_attempts: self.outbox_max_attempts.max(1),
+            backoff: integrations::Backoff {
+                base: Duration::from_secs(self.outbox_backoff_base.max(1)),
+                cap: Duration::from_secs(self.outbox_backoff_cap.max(1)),
+            },
+            http_timeout: timeout,
+            concurrency: self.outbox_concurrency.max(1),
+            drop_dir: self.outbox_drop_dir.clone(),
+            poll_interval: Duration::from_millis(self.outbox_poll_ms.max(10)),
+        }
+    }
 }
 
 /// The public side: anonymous traffic limits, the response cache, the feed's address.

@@ -134,8 +134,46 @@ pub async fn seed(store: &Store) -> anyhow::Result<usize> {
         };
         domain::reservations::set_availability(store, &Actor::System, &site.code, &draft).await?;
     }
+    demo_wholesalers(store, &page.sites).await?;
     demo_round(store).await?;
     Ok(count)
+}
+
+/// The three demo wholesalers, all pulling (nothing leaves the laptop), and a customer code for
+/// every site except Chiyoda's venue, whose order is held until one is set (`setCustomerCode`).
+async fn demo_wholesalers(store: &Store, sites: &[domain::site::Site]) -> anyhow::Result<()> {
+    use domain::wholesaler::WholesalerDraft;
+    use domain::wholesalers as w;
+    let now = chrono::Utc::now();
+    for (id, name) in [
+        ("suzuken", "株式会社スズケン"),
+        ("medipal", "株式会社メディパルホールディングス"),
+        ("alfresa", "アルフレッサ株式会社"),
+    ] {
+        let draft = WholesalerDraft {
+            name: name.into(),
+            adapter: "PULL".into(),
+            ..WholesalerDraft::default()
+        };
+        w::register(store, &Actor::System, &id.parse()?, &draft, now).await?;
+    }
+    for (i, site) in sites.iter().enumerate() {
+        let Some(wholesaler) = &site.details.wholesaler else {
+            continue;
+        };
+        if site.details.kind.is_non_medical_venue() && site.details.municipality.as_str() == "131016" {
+            continue;
+        }
+        let v = w::NewCustomerCode {
+            wholesaler: wholesaler.clone(),
+            site: site.code,
+            customer_code: format!("{}-{:05}", &wholesaler.as_str()[..2].to_uppercase(), 10_001 + i),
+            effective_from: chrono::NaiveDate::from_ymd_opt(2021, 4, 1).ok_or_else(|| anyhow::anyhow!("date"))?,
+            effective_to: None,
+        };
+        w::set_customer_code(store, &Actor::System, &v, now).await?;
+    }
+    Ok(())
 }
 
 /// A round of Comirnaty handed down to Chiyoda: NATIONAL and Tokyo have confirmed, Chiyoda has

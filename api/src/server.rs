@@ -42,6 +42,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The public side: rate limits, response cache, feed URL, Redis key prefix.
     pub public: PublicSettings,
+    /// Run an outbox worker in the background (`None`: messages wait for another instance or
+    /// for `vsys outbox drain`; tests drive workers themselves).
+    pub outbox_worker: Option<integrations::WorkerConfig>,
 }
 
 #[derive(Clone)]
@@ -60,6 +63,8 @@ pub struct Running {
     join: JoinHandle<std::io::Result<()>>,
     /// Tasks that live as long as the server (event relay, daily refresh, limiter sweeps).
     background: Vec<JoinHandle<()>>,
+    /// The outbox worker, stopped between rounds (a round in flight is finished and recorded).
+    worker: Option<(tokio::sync::watch::Sender<bool>, JoinHandle<()>)>,
 }
 
 impl Running {
@@ -67,6 +72,10 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
         self.join.await??;
+        if let Some((stop, task)) = self.worker {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
         for task in &self.background {
             task.abort();
         }
@@ -161,6 +170,10 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
         .merge(public::router(public_api, limit))
         .layer(axum::middleware::from_fn(crate::metrics::http_layer))
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes));
+    let worker = cfg.outbox_worker.clone().map(|wc| {
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        (stop, integrations::Worker::new(store.clone(), wc).spawn(rx))
+    });
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
@@ -178,6 +191,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
         shutdown: tx,
         join,
         background,
+        worker,
     })
 }
 

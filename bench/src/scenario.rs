@@ -123,6 +123,7 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
         Box::new(scenarios::public_search::PublicSearch::default()),
         Box::new(scenarios::allocation::Propose::default()),
         Box::new(scenarios::allocation::Confirm::default()),
+        Box::new(scenarios::outbox_drain::OutboxDrain::default()),
     ]
 }
 

@@ -475,6 +475,48 @@ pub fn can_read_outbox(actor: &Actor) -> Result<(), Denied> {
     }
 }
 
+/// Which outbox messages an actor may see and replay (parked messages): NATIONAL all, a
+/// wholesaler those addressed to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxScope {
+    All,
+    Wholesaler(WholesalerId),
+}
+
+pub fn outbox_scope(actor: &Actor) -> Result<OutboxScope, Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(OutboxScope::All),
+        Actor::Wholesaler(w) => Ok(OutboxScope::Wholesaler(w.clone())),
+        _ => deny("parked messages are seen and replayed by NATIONAL and their wholesaler"),
+    }
+}
+
+/// Registering and configuring wholesalers, and editing customer codes: NATIONAL.
+pub fn can_manage_wholesalers(actor: &Actor) -> Result<(), Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(()),
+        _ => deny("only NATIONAL registers wholesalers and edits customer codes"),
+    }
+}
+
+/// A wholesaler's configuration (its push endpoint) and customer codes: NATIONAL and the
+/// wholesaler itself. Every authenticated caller may read a wholesaler's name and area.
+pub fn can_read_wholesaler_config(actor: &Actor, wholesaler: &WholesalerId) -> Result<(), Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(()),
+        Actor::Wholesaler(w) if w == wholesaler => Ok(()),
+        _ => deny("a wholesaler's configuration and customer codes are for NATIONAL and that wholesaler"),
+    }
+}
+
+/// Acknowledging receipt of orders: the wholesaler they are addressed to, nobody else.
+pub fn acknowledging_wholesaler(actor: &Actor) -> Result<&WholesalerId, Denied> {
+    match actor {
+        Actor::Wholesaler(w) => Ok(w),
+        _ => deny("only the wholesaler an order is addressed to acknowledges it"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -881,6 +923,44 @@ mod tests {
         assert_eq!(order_read_scope(&wholesaler), Ok(OrderScope::Wholesaler(suzuken)));
         for a in [&assoc, &federation] {
             assert!(order_read_scope(a).is_err(), "orders {a:?}");
+        }
+    }
+
+    /// The role × operation matrix for the wholesaler integration: configuration, customer
+    /// codes, parked messages and acknowledgements.
+    #[test]
+    fn wholesaler_matrix() {
+        let suzuken: WholesalerId = "suzuken".parse().expect("w");
+        let medipal: WholesalerId = "medipal".parse().expect("w");
+        let national = Actor::National;
+        let own = Actor::Wholesaler(suzuken.clone());
+        let other = Actor::Wholesaler(medipal.clone());
+        let others = [
+            Actor::Prefecture("13".parse().expect("p")),
+            Actor::Municipality(m("131016")),
+            Actor::Site(sc("1312020017")),
+            Actor::MedicalAssociation(vec![m("131016")]),
+            Actor::Federation("13".parse().expect("p")),
+        ];
+        assert!(can_manage_wholesalers(&national).is_ok());
+        assert!(can_read_wholesaler_config(&national, &suzuken).is_ok());
+        assert!(can_read_wholesaler_config(&own, &suzuken).is_ok());
+        assert!(can_read_wholesaler_config(&other, &suzuken).is_err());
+        assert_eq!(outbox_scope(&national), Ok(OutboxScope::All));
+        assert_eq!(outbox_scope(&own), Ok(OutboxScope::Wholesaler(suzuken.clone())));
+        assert_eq!(acknowledging_wholesaler(&own), Ok(&suzuken));
+        assert!(
+            acknowledging_wholesaler(&national).is_err(),
+            "NATIONAL cannot confirm receipt"
+        );
+        for a in [&own, &other] {
+            assert!(can_manage_wholesalers(a).is_err(), "{a:?}");
+        }
+        for a in &others {
+            assert!(can_manage_wholesalers(a).is_err(), "{a:?}");
+            assert!(can_read_wholesaler_config(a, &suzuken).is_err(), "{a:?}");
+            assert!(outbox_scope(a).is_err(), "{a:?}");
+            assert!(acknowledging_wholesaler(a).is_err(), "{a:?}");
         }
     }
 }

@@ -14,6 +14,9 @@
 //! - [`public`]: anonymous reads for the public site and the open feed ([`public::PublicSite`]
 //!   is the only shape in which a site leaves anonymously); [`feed`]: its SMART Scheduling
 //!   Links mapping (pure).
+//! - [`wholesaler`]: wholesalers, adapter kinds and the site → customer-code translation
+//!   (pure); [`wholesalers`]: their service (configuration, customer codes, CSV import,
+//!   acknowledgements); [`delivery`]: the outbox worker's claims, outcomes, holds and replays.
 //! - [`entities`]: SeaORM storage shapes, never handed to callers.
 //! - [`store`]: the database handle and the single way to open a write transaction.
 //! - [`error`]: the one error type services return.
@@ -29,6 +32,7 @@ pub mod authz;
 pub mod availability;
 mod bulk;
 pub mod codes;
+pub mod delivery;
 pub mod entities;
 pub mod error;
 pub mod feed;
@@ -43,5 +47,7 @@ pub mod reservations;
 pub mod site;
 pub mod sites;
 pub mod store;
+pub mod wholesaler;
+pub mod wholesalers;
 
 pub use error::{DomainError, DomainResult};

@@ -24,10 +24,34 @@ pub const AGGREGATE_ORDER: &str = "order";
 pub const ORDER_CREATED_SCHEMA_VERSION: u32 = 1;
 
 vocabulary! {
-    /// Where an order stands. Created here; the wholesaler integration and deliveries move it on.
+    /// Where an order stands with its wholesaler. Created here; the outbox worker and the
+    /// wholesaler move it on (deliveries are derived by the stock ledger, not stored here).
     OrderStatus {
+        /// Written with its outbox message; not yet sent.
         Created = "CREATED",
+        /// Waiting for something before it can be sent (see `hold_reason`): no customer code for
+        /// the site at this wholesaler, or the wholesaler is not configured. Released
+        /// automatically when that arrives.
+        Held = "HELD",
+        /// Handed to the wholesaler (pushed, dropped as a file, or published for its pull);
+        /// waiting for its acknowledgement.
+        Sent = "SENT",
+        /// The wholesaler confirmed receipt (a push answer, or `acknowledgeOrders`).
+        Acknowledged = "ACKNOWLEDGED",
     }
+}
+
+/// Where an order stands with its wholesaler, beyond its status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderProgress {
+    /// The wholesaler's customer code the order went out with.
+    pub customer_code: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// The wholesaler's own reference for the order, if it gave one when acknowledging.
+    pub ack_reference: Option<String>,
+    /// Why the order is held (status HELD).
+    pub hold_reason: Option<String>,
 }
 
 /// An ancillary shipped with an order: so many pieces per vial of the vaccine.
@@ -55,6 +79,7 @@ pub struct Order {
     pub status: OrderStatus,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
+    pub progress: OrderProgress,
 }
 
 /// `{round}-{site}`: one order per site and round, so a retried confirmation can never create a
@@ -150,6 +175,7 @@ pub fn build_order(
         status: OrderStatus::Created,
         created_at: at,
         created_by: by.to_owned(),
+        progress: OrderProgress::default(),
     })
 }
 

@@ -22,6 +22,9 @@ vocabulary! {
         Delivered = "DELIVERED",
         /// Failed permanently or too often; an operator looks at `last_error` and replays it.
         Parked = "PARKED",
+        /// Cannot be sent yet (no customer code for the site, wholesaler not configured; the
+        /// reason is in `last_error`); released automatically when that arrives.
+        Held = "HELD",
     }
 }
 
@@ -95,7 +98,7 @@ pub(crate) async fn append<C: ConnectionTrait>(
     crate::bulk::insert(db, "outbox", &COLUMNS, rows, None).await
 }
 
-fn from_model(m: outbox::Model) -> DomainResult<OutboxEntry> {
+pub(crate) fn from_model(m: outbox::Model) -> DomainResult<OutboxEntry> {
     Ok(OutboxEntry {
         status: m
             .status

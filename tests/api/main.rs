@@ -14,3 +14,4 @@ mod reference;
 mod schema;
 mod sites;
 mod subscriptions;
+mod wholesale;

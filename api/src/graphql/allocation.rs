@@ -58,7 +58,15 @@ pub enum Ineligible {
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "domain::order::OrderStatus")]
 pub enum OrderStatus {
+    /// Written with its outbox message; not yet sent.
     Created,
+    /// Waiting for a customer code or the wholesaler's configuration (see `holdReason`);
+    /// released automatically when it arrives.
+    Held,
+    /// Handed to the wholesaler; waiting for its acknowledgement.
+    Sent,
+    /// The wholesaler confirmed receipt.
+    Acknowledged,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -67,6 +75,7 @@ pub enum OutboxStatus {
     Pending,
     Delivered,
     Parked,
+    Held,
 }
 
 /// A two-week delivery round (クール) of one vaccine.
@@ -478,10 +487,29 @@ impl Order {
     async fn created_by(&self) -> &str {
         &self.0.created_by
     }
+    /// The wholesaler's customer code for the site the order went out with (set when first
+    /// translated; every resend carries the same one).
+    async fn customer_code(&self) -> Option<&str> {
+        self.0.progress.customer_code.as_deref()
+    }
+    /// Why the order is held (status HELD), e.g. `NO_CUSTOMER_CODE: …`.
+    async fn hold_reason(&self) -> Option<&str> {
+        self.0.progress.hold_reason.as_deref()
+    }
+    async fn sent_at(&self) -> Option<DateTime<Utc>> {
+        self.0.progress.sent_at
+    }
+    async fn acknowledged_at(&self) -> Option<DateTime<Utc>> {
+        self.0.progress.acknowledged_at
+    }
+    /// The wholesaler's own reference, if it gave one when acknowledging.
+    async fn ack_reference(&self) -> Option<&str> {
+        self.0.progress.ack_reference.as_deref()
+    }
 }
 
 /// A message waiting for (or delivered to) a partner.
-pub struct OutboxEntry(domain::outbox::OutboxEntry);
+pub struct OutboxEntry(pub domain::outbox::OutboxEntry);
 
 #[Object]
 impl OutboxEntry {
@@ -536,6 +564,8 @@ pub struct OrderFilterInput {
     pub municipality: Option<MunicipalityCode>,
     pub site: Option<SiteCode>,
     pub wholesaler: Option<WholesalerId>,
+    /// e.g. SENT: the orders a pulling wholesaler has still to acknowledge.
+    pub status: Option<OrderStatus>,
 }
 
 #[derive(InputObject)]
@@ -693,6 +723,7 @@ impl AllocationQuery {
             municipality: f.municipality.map(|m| m.0),
             site: f.site.map(|s| s.0),
             wholesaler: f.wholesaler.map(|w| w.0),
+            status: f.status.map(Into::into),
         };
         query(
             after,

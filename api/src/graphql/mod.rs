@@ -8,6 +8,7 @@ pub mod products;
 pub mod scalars;
 mod sites;
 pub mod types;
+pub mod wholesalers;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -151,6 +152,7 @@ pub struct Query(
     products::ProductQuery,
     availability::AvailabilityQuery,
     allocation::AllocationQuery,
+    wholesalers::WholesalerQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -158,6 +160,7 @@ pub struct Mutation(
     sites::SiteMutation,
     availability::AvailabilityMutation,
     allocation::AllocationMutation,
+    wholesalers::WholesalerMutation,
 );
 
 #[derive(MergedSubscription, Default)]

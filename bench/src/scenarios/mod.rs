@@ -3,4 +3,5 @@
 pub mod allocation;
 pub mod graphql_overhead;
 pub mod import;
+pub mod outbox_drain;
 pub mod public_search;

@@ -373,6 +373,8 @@ pub struct OrderFilter {
     pub municipality: Option<MunicipalityCode>,
     pub site: Option<SiteCode>,
     pub wholesaler: Option<WholesalerId>,
+    /// e.g. SENT: what a pulling wholesaler has not acknowledged yet.
+    pub status: Option<crate::order::OrderStatus>,
 }
 
 #[derive(Debug, Clone)]
@@ -435,6 +437,9 @@ pub async fn orders(
     }
     if let Some(w) = &filter.wholesaler {
         cond = cond.add(order_e::Column::WholesalerId.eq(w.as_str()));
+    }
+    if let Some(s) = filter.status {
+        cond = cond.add(order_e::Column::Status.eq(s.as_str()));
     }
     if let Some(a) = after {
         cond = cond.add(order_e::Column::Id.gt(a));

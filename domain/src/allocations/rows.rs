@@ -156,6 +156,13 @@ pub(super) fn order_from_model(m: order::Model, ancillaries: Vec<order_ancillary
         status: m.status.parse().map_err(|e: String| c(&e))?,
         created_at: m.created_at,
         created_by: m.created_by,
+        progress: crate::order::OrderProgress {
+            customer_code: m.customer_code,
+            sent_at: m.sent_at,
+            acknowledged_at: m.acknowledged_at,
+            ack_reference: m.ack_reference,
+            hold_reason: m.hold_reason,
+        },
         id: m.id,
     })
 }

@@ -18,6 +18,13 @@ pub struct Model {
     pub status: String,
     pub created_at: DateTimeUtc,
     pub created_by: String,
+    /// The wholesaler's customer code the order went out with (set when first translated).
+    pub customer_code: Option<String>,
+    pub sent_at: Option<DateTimeUtc>,
+    pub acknowledged_at: Option<DateTimeUtc>,
+    pub ack_reference: Option<String>,
+    /// Why the order waits (no customer code yet, wholesaler not configured).
+    pub hold_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
