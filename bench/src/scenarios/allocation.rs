@@ -253,14 +253,6 @@ impl Confirm {
         };
         self.admin = Some(admin_url.clone());
         disconnect(admin_url, TEMPLATE).await?;
-        psql(admin_url, &format!("DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")).await?;
-        psql(admin_url, &format!("CREATE DATABASE {TEMPLATE}")).await?;
-        let url = with_database(admin_url, TEMPLATE)?;
-
-        let mut migrate = Command::new(&ctx.vsys);
-        migrate.arg("migrate").env("DATABASE_URL", &url);
-        run_timed(migrate, "vsys migrate").await?;
-
         // Every site an ultra-cold base site with a wholesaler and Comirnaty: every one gets a line.
         let reference = generate::Reference::load()?;
         let mut rows = generate::generate_sites(&reference, ctx.sites, ctx.seed)?;
@@ -273,21 +265,7 @@ impl Confirm {
             }
         }
         self.sites = rows.len();
-        let csv = ctx.work.join("allocation-sites.csv");
-        generate::write_sites_csv(&csv, &rows)?;
-        let mut import = Command::new(&ctx.vsys);
-        import
-            .args(["sites", "import"])
-            .arg(&csv)
-            .arg("--report")
-            .arg(ctx.work.join("allocation-rejected.csv"))
-            .env("DATABASE_URL", &url);
-        let out = run_timed(import, "vsys sites import").await?;
-        ensure!(
-            out.stdout.contains(&format!("inserted {}", rows.len())),
-            "the import did not insert every generated site: {}",
-            out.stdout
-        );
+        let url = super::database_with_sites(ctx, admin_url, TEMPLATE, &rows, "allocation").await?;
 
         let country = country(&rows, ctx.seed);
         self.municipalities = country.values().map(BTreeMap::len).sum();

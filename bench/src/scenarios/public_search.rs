@@ -36,7 +36,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::{Value, json};
 
 use crate::load::{self, LoadResult};
-use crate::process::{ChildGuard, free_port, psql, run_timed, with_database};
+use crate::process::{ChildGuard, free_port, psql, run_timed};
 use crate::scenario::{BoxFuture, Context, Measurement, Scenario, Storage};
 use crate::{cpu, generate};
 
@@ -184,30 +184,9 @@ impl PublicSearch {
             bail!("public-search runs on PostgreSQL only (its baseline, PostGraphile, needs it): pass --pg");
         };
         self.admin = Some(admin_url.clone());
-        psql(admin_url, &format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")).await?;
-        psql(admin_url, &format!("CREATE DATABASE {DATABASE}")).await?;
-        let url = with_database(admin_url, DATABASE)?;
-
-        let mut migrate = Command::new(&ctx.vsys);
-        migrate.arg("migrate").env("DATABASE_URL", &url);
-        run_timed(migrate, "vsys migrate").await?;
         let reference = generate::Reference::load()?;
         let rows = generate::generate_sites(&reference, ctx.sites, ctx.seed)?;
-        let csv = ctx.work.join("public-sites.csv");
-        generate::write_sites_csv(&csv, &rows)?;
-        let mut import = Command::new(&ctx.vsys);
-        import
-            .args(["sites", "import"])
-            .arg(&csv)
-            .arg("--report")
-            .arg(ctx.work.join("public-rejected.csv"))
-            .env("DATABASE_URL", &url);
-        let out = run_timed(import, "vsys sites import").await?;
-        ensure!(
-            out.stdout.contains(&format!("inserted {}", rows.len())),
-            "the import did not insert every generated site: {}",
-            out.stdout
-        );
+        let url = super::database_with_sites(ctx, admin_url, DATABASE, &rows, "public").await?;
         // Availability for 90% of the sites, spread over the four statuses.
         psql(
             &url,
