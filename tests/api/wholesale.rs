@@ -245,6 +245,7 @@ fn config(drop_dir: &std::path::Path) -> WorkerConfig {
         concurrency: 8,
         drop_dir: drop_dir.to_owned(),
         poll_interval: Duration::from_millis(50),
+        parallel: 2,
     }
 }
 
