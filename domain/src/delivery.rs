@@ -392,11 +392,14 @@ pub async fn record(
     let mine: HashSet<i64> = {
         let mut mine = HashSet::new();
         for chunk in crate::bulk::in_chunks(&ids) {
+            // Locked until commit (PostgreSQL): a worker whose lease has just expired cannot
+            // take one of these rows between this check and the updates below.
             let rows: Vec<i64> = outbox::Entity::find()
                 .select_only()
                 .column(outbox::Column::Id)
                 .filter(outbox::Column::Id.is_in(chunk.to_vec()))
                 .filter(outbox::Column::ClaimToken.eq(token))
+                .lock_exclusive()
                 .into_tuple()
                 .all(db)
                 .await?;
@@ -590,7 +593,8 @@ pub async fn parked(store: &Store, actor: &Actor, after: Option<i64>, first: u64
 }
 
 /// Puts a parked message back in the queue, due at once, with its attempts counted from zero
-/// (NATIONAL any, a wholesaler its own). The message keeps its idempotency key and body.
+/// (NATIONAL any, a wholesaler its own). The message keeps its idempotency key; an order never
+/// delivered is translated again (its customer code may have been corrected).
 pub async fn replay(store: &Store, actor: &Actor, id: i64) -> DomainResult<OutboxEntry> {
     let scope = authz::outbox_scope(actor)?;
     let tx = store.write().await?;
@@ -608,6 +612,17 @@ pub async fn replay(store: &Store, actor: &Actor, id: i64) -> DomainResult<Outbo
             "outbox message {id} is {}, only a PARKED message can be replayed",
             row.status
         )));
+    }
+    // A message parked before its order was ever delivered (e.g. refused for an unknown customer
+    // code) is translated again, so a code corrected since then is used. A delivered order keeps
+    // its code: what the partner already has must not change.
+    if row.aggregate_type == crate::order::AGGREGATE_ORDER {
+        order_e::Entity::update_many()
+            .col_expr(order_e::Column::CustomerCode, Expr::value(Option::<String>::None))
+            .filter(order_e::Column::Id.eq(row.aggregate_key.as_str()))
+            .filter(order_e::Column::Status.is_in([OrderStatus::Created.as_str(), OrderStatus::Held.as_str()]))
+            .exec(&*tx)
+            .await?;
     }
     outbox::Entity::update_many()
         .col_expr(outbox::Column::Status, Expr::value(OutboxStatus::Pending.as_str()))
