@@ -157,6 +157,9 @@ pub struct OutboxArgs {
     /// Milliseconds the worker waits when nothing is due.
     #[arg(long, env = "VSYS_OUTBOX_POLL_MS", default_value_t = 1000)]
     pub outbox_poll_ms: u64,
+    /// Rounds in flight at once (one claims or records while another sends).
+    #[arg(long, env = "VSYS_OUTBOX_PARALLEL", default_value_t = 2)]
+    pub outbox_parallel: usize,
 }
 
 impl OutboxArgs {
@@ -177,6 +180,7 @@ impl OutboxArgs {
             concurrency: self.outbox_concurrency.max(1),
             drop_dir: self.outbox_drop_dir.clone(),
             poll_interval: Duration::from_millis(self.outbox_poll_ms.max(10)),
+            parallel: self.outbox_parallel.clamp(1, 16),
         }
     }
 }

@@ -82,6 +82,9 @@ pub struct WorkerConfig {
     pub drop_dir: PathBuf,
     /// How long the background loop waits when the queue is empty.
     pub poll_interval: Duration,
+    /// Rounds in flight at once: while one round sends, another claims or records. Safe for
+    /// any number (claims are disjoint); on SQLite claims and records still take turns.
+    pub parallel: usize,
 }
 
 impl Default for WorkerConfig {
@@ -95,6 +98,7 @@ impl Default for WorkerConfig {
             concurrency: 64,
             drop_dir: PathBuf::from("outbox-drop"),
             poll_interval: Duration::from_secs(1),
+            parallel: 2,
         }
     }
 }
@@ -279,18 +283,27 @@ impl Worker {
         Ok(report)
     }
 
-    /// Rounds until nothing is due now (messages waiting for a retry time stay queued).
+    /// Rounds until nothing is due now (messages waiting for a retry time stay queued), with
+    /// `parallel` rounds in flight.
     pub async fn drain(&self) -> DomainResult<Report> {
+        let lanes = (0..self.config.parallel.max(1)).map(|_| self.drain_lane());
+        let mut total = Report::default();
+        for r in futures_util::future::join_all(lanes).await {
+            total.add(r?);
+        }
+        self.refresh_metrics().await;
+        Ok(total)
+    }
+
+    async fn drain_lane(&self) -> DomainResult<Report> {
         let mut total = Report::default();
         loop {
             let r = self.run_once().await?;
             if r.is_idle() {
-                break;
+                return Ok(total);
             }
             total.add(r);
         }
-        self.refresh_metrics().await;
-        Ok(total)
     }
 
     /// Sets the queue gauges: messages waiting, age of the oldest, parked messages.
@@ -310,6 +323,8 @@ impl Worker {
     pub fn spawn(self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(async move {
             tracing::info!(worker = %self.id, "outbox worker started");
+            // One lane here: `vsys serve` instances on PostgreSQL add lanes by adding instances;
+            // `drain` uses `parallel`.
             let mut last_stats = std::time::Instant::now() - Duration::from_secs(3600);
             loop {
                 if *stop.borrow() {

@@ -245,6 +245,7 @@ fn config(drop_dir: &std::path::Path) -> WorkerConfig {
         concurrency: 8,
         drop_dir: drop_dir.to_owned(),
         poll_interval: Duration::from_millis(50),
+        parallel: 2,
     }
 }
 
@@ -481,8 +482,22 @@ async fn refusals_and_garbage_are_parked_listed_in_scope_and_replayable() {
         .await;
     assert_eq!(code, "FORBIDDEN");
 
+    // The refused one named a wrong customer code: NATIONAL corrects it before the replay.
+    let refused = parked
+        .iter()
+        .find(|p| p["lastError"].as_str().is_some_and(|e| e.starts_with("HTTP 400")))
+        .expect("refused");
+    let refused_site = refused["aggregateKey"]
+        .as_str()
+        .expect("key")
+        .rsplit('-')
+        .next()
+        .expect("site")
+        .to_owned();
+    set_code(&app, "suzuken", &refused_site, "S-FIXED").await;
+
     // Another wholesaler cannot replay them (not revealed); the owner can, once.
-    let id = parked[0]["id"].as_i64().expect("id");
+    let id = refused["id"].as_i64().expect("id");
     let (code, _) = app.err(Some(&other), REPLAY, json!({ "id": id })).await;
     assert_eq!(code, "NOT_FOUND");
     let replayed = app.ok(&own, REPLAY, json!({ "id": id })).await["replayMessage"].clone();
@@ -492,7 +507,12 @@ async fn refusals_and_garbage_are_parked_listed_in_scope_and_replayable() {
     );
     let (code, message) = app.err(Some(&own), REPLAY, json!({ "id": id })).await;
     assert_eq!(code, "CONFLICT", "{message}");
-    app.ok(&national(), REPLAY, json!({ "id": parked[1]["id"] })).await;
+    let other_id = parked
+        .iter()
+        .map(|p| p["id"].as_i64().expect("id"))
+        .find(|i| *i != id)
+        .expect("other");
+    app.ok(&national(), REPLAY, json!({ "id": other_id })).await;
 
     let r = w.drain().await.expect("drain");
     assert_eq!(r.delivered, 2);
@@ -505,6 +525,14 @@ async fn refusals_and_garbage_are_parked_listed_in_scope_and_replayable() {
     );
     let keys = rx.keys();
     assert_eq!(keys.len(), 4, "each sent twice: refused or garbled, then replayed");
+    let resent = rx
+        .received()
+        .into_iter()
+        .rev()
+        .find(|r| r.key.ends_with(&refused_site))
+        .expect("resent");
+    let body: Value = serde_json::from_slice(&resent.body).expect("json");
+    assert_eq!(body["customerCode"], "S-FIXED", "the replay carries the corrected code");
 }
 
 #[tokio::test]
