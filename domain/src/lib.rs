@@ -32,7 +32,7 @@ pub mod authz;
 pub mod availability;
 mod bulk;
 pub mod codes;
-pub mod delivery;
+pub mod dispatch;
 pub mod entities;
 pub mod error;
 pub mod feed;

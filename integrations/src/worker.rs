@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::DomainResult;
-use domain::delivery::{self, Claim, Outcome, Recorded};
+use domain::dispatch::{self, Claim, Outcome, Recorded};
 use domain::store::Store;
 use domain::wholesaler::AdapterKind;
 use tokio::sync::watch;
@@ -197,7 +197,7 @@ impl Worker {
         let n = self.claims.fetch_add(1, Ordering::Relaxed);
         let token = format!("{}-{n}", self.id);
         let lease = chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::minutes(2));
-        delivery::claim(&self.store, &token, self.clock.now(), lease, self.config.batch).await
+        dispatch::claim(&self.store, &token, self.clock.now(), lease, self.config.batch).await
     }
 
     /// Step 2: hands each claimed message to its adapter and decides what each attempt means:
@@ -260,7 +260,7 @@ impl Worker {
 
     /// Step 3: records the outcomes (only where this worker still holds the lease).
     pub async fn record(&self, sent: Sent) -> DomainResult<Recorded> {
-        delivery::record(&self.store, &sent.token, self.clock.now(), &sent.outcomes).await
+        dispatch::record(&self.store, &sent.token, self.clock.now(), &sent.outcomes).await
     }
 
     /// One round: claim, send, record.
@@ -308,7 +308,7 @@ impl Worker {
 
     /// Sets the queue gauges: messages waiting, age of the oldest, parked messages.
     pub async fn refresh_metrics(&self) {
-        match delivery::stats(&self.store, self.clock.now()).await {
+        match dispatch::stats(&self.store, self.clock.now()).await {
             Ok(s) => {
                 metrics::gauge!("vsys_outbox_waiting").set(s.waiting as f64);
                 metrics::gauge!("vsys_outbox_oldest_age_seconds").set(s.oldest_age_seconds);

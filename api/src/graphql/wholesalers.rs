@@ -198,7 +198,7 @@ impl WholesalerQuery {
     ) -> async_graphql::Result<Vec<OutboxEntry>> {
         let actor = caller_actor(ctx)?;
         let first = page(first)?;
-        Ok(gql(domain::delivery::parked(store(ctx)?, actor, after, first).await)?
+        Ok(gql(domain::dispatch::parked(store(ctx)?, actor, after, first).await)?
             .into_iter()
             .map(OutboxEntry)
             .collect())
@@ -276,7 +276,7 @@ impl WholesalerMutation {
     async fn replay_message(&self, ctx: &Context<'_>, id: i64) -> async_graphql::Result<OutboxEntry> {
         let actor = caller_actor(ctx)?;
         Ok(OutboxEntry(
-            gql(domain::delivery::replay(store(ctx)?, actor, id).await)?,
+            gql(domain::dispatch::replay(store(ctx)?, actor, id).await)?,
         ))
     }
 }

@@ -213,7 +213,7 @@ pub async fn import_customer_codes(
         touched.insert(key.0);
     }
     let touched: Vec<String> = touched.into_iter().collect();
-    let released = crate::delivery::release_held(&*tx, &touched, now).await?;
+    let released = crate::dispatch::release_held(&*tx, &touched, now).await?;
     tx.commit().await?;
     report.rejected.sort_by_key(|r| r.line);
     tracing::info!(

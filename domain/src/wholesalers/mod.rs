@@ -31,7 +31,7 @@ fn from_model(m: wholesaler_e::Model) -> DomainResult<Wholesaler> {
             .split_whitespace()
             .map(|p| p.parse().map_err(|e| corrupt(&e)))
             .collect::<DomainResult<_>>()?,
-        adapter: crate::delivery::adapter_of(&m)?,
+        adapter: crate::dispatch::adapter_of(&m)?,
         version: m.version,
         created_at: m.created_at,
         updated_at: m.updated_at,
@@ -77,7 +77,7 @@ pub async fn register(
     } else {
         wholesaler_e::Entity::insert(model).exec(&*tx).await?;
     }
-    let released = crate::delivery::release_held(&*tx, &[id.as_str().to_owned()], now).await?;
+    let released = crate::dispatch::release_held(&*tx, &[id.as_str().to_owned()], now).await?;
     let saved = wholesaler_e::Entity::find_by_id(id.as_str())
         .one(&*tx)
         .await?
@@ -244,7 +244,7 @@ pub async fn set_customer_code(
         .filter(customer_code::Column::EffectiveFrom.eq(v.effective_from));
     let existing = key.clone().lock_exclusive().one(&*tx).await?;
     write_version(&*tx, v, &code, existing.as_ref(), &actor.label(), now).await?;
-    crate::delivery::release_held(&*tx, &[v.wholesaler.as_str().to_owned()], now).await?;
+    crate::dispatch::release_held(&*tx, &[v.wholesaler.as_str().to_owned()], now).await?;
     let saved = key
         .one(&*tx)
         .await?
@@ -343,7 +343,7 @@ pub async fn acknowledge(
     report.already.sort();
     report.already.dedup();
     if !report.acknowledged.is_empty() {
-        crate::delivery::acknowledge_rows(&*tx, &report.acknowledged, now).await?;
+        crate::dispatch::acknowledge_rows(&*tx, &report.acknowledged, now).await?;
         if let Some(r) = reference {
             order_e::Entity::update_many()
                 .col_expr(order_e::Column::AckReference, Expr::value(r))

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use domain::delivery::Claimed;
+use domain::dispatch::Claimed;
 use domain::order::{OrderCreated, OrderItem};
 use domain::wholesaler::AdapterKind;
 

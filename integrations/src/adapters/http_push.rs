@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use domain::delivery::Claimed;
+use domain::dispatch::Claimed;
 use domain::wholesaler::{AdapterConfig, AdapterKind};
 use futures_util::StreamExt;
 use reqwest::StatusCode;

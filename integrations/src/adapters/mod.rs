@@ -8,7 +8,7 @@ pub mod http_push;
 use std::future::Future;
 use std::pin::Pin;
 
-use domain::delivery::Claimed;
+use domain::dispatch::Claimed;
 use domain::wholesaler::AdapterKind;
 
 /// A boxed future borrowing the adapter and its batch (async fns in a `dyn` trait).
