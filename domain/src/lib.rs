@@ -16,7 +16,7 @@
 //!   Links mapping (pure).
 //! - [`wholesaler`]: wholesalers, adapter kinds and the site → customer-code translation
 //!   (pure); [`wholesalers`]: their service (configuration, customer codes, CSV import,
-//!   acknowledgements); [`delivery`]: the outbox worker's claims, outcomes, holds and replays.
+//!   acknowledgements); [`dispatch`]: the outbox worker's claims, outcomes, holds and replays.
 //! - [`entities`]: SeaORM storage shapes, never handed to callers.
 //! - [`store`]: the database handle and the single way to open a write transaction.
 //! - [`error`]: the one error type services return.

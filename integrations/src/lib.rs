@@ -4,7 +4,7 @@
 //!
 //! Must not: know GraphQL or serve HTTP; let a partner's wire format leak out of its adapter;
 //! touch the database except through `domain` (claims, outcomes and holds live in
-//! `domain::delivery`). Pure rules — the retry schedule ([`backoff`]), the signature
+//! `domain::dispatch`). Pure rules — the retry schedule ([`backoff`]), the signature
 //! ([`signing`]), the file layout (`adapters::file_drop::render`), the meaning of a partner's
 //! answer (`adapters::http_push::classify`) and of an attempt (`worker::decide`) — are
 //! table-tested next to their code.

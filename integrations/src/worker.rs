@@ -6,7 +6,7 @@
 //! [`Worker::record`]); `vsys serve` runs [`Worker::spawn`], which polls. Time comes from a
 //! [`Clock`], so tests move it forward instead of sleeping.
 //!
-//! Coordination lives in the database (see `domain::delivery`): any number of workers, in one
+//! Coordination lives in the database (see `domain::dispatch`): any number of workers, in one
 //! process or many (PostgreSQL), take disjoint leases; none sends a message while another holds
 //! its lease. A failure is retried after [`Backoff`] until `max_attempts`, then parked.
 
