@@ -5,6 +5,8 @@
 //! - [`site`]: the site master's vocabulary and pure validation rules.
 //! - [`authz`]: who may do what — the only place roles are interpreted.
 //! - [`sites`]: the site-master service (register, change, withdraw, list, import, history).
+//! - [`stock`]: the stock ledger's vocabulary and pure rules (entry kinds, reversals,
+//!   transfers, days of supply). 
 //! - [`entities`]: SeaORM storage shapes, never handed to callers.
 //! - [`store`]: the database handle and the single way to open a write transaction.
 //! - [`error`]: the one error type services return.
@@ -22,6 +24,7 @@ pub mod product;
 pub mod quantity;
 pub mod site;
 pub mod sites;
+pub mod stock;
 pub mod store;
 
 pub use error::{DomainError, DomainResult};
