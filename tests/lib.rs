@@ -129,12 +129,26 @@ impl Drop for TestDb {
     }
 }
 
+/// A Redis channel prefix no other test server (of this run, of another run, or of another
+/// engineer's run on the same Redis) uses, so tests never see each other's events.
+pub fn unique_channel_prefix() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "vsys-test:{}:{}:{}:",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// A running server on a fresh database.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub running: Option<Running>,
     pub db: TestDb,
+    /// The Redis channel prefix of this server's events (shared by servers of one deployment).
+    pub event_prefix: String,
 }
 
 impl TestApp {
@@ -144,10 +158,27 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: TestDb) -> TestApp {
+        Self::spawn_with(db, unique_channel_prefix()).await
+    }
+
+    /// A second server of the same deployment as `other`: same database and event channels
+    /// (PostgreSQL only; the database stays `other`'s to drop).
+    pub async fn spawn_on_shared(other: &TestApp) -> TestApp {
+        assert!(other.db.is_postgres(), "instances share a database only on PostgreSQL");
+        let db = TestDb {
+            url: other.db.url.clone(),
+            pg: None,
+            _dir: None,
+        };
+        Self::spawn_with(db, other.event_prefix.clone()).await
+    }
+
+    async fn spawn_with(db: TestDb, event_prefix: String) -> TestApp {
         let cfg = ServerConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
             database_url: db.url.clone(),
             redis_url: std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()),
+            event_channel_prefix: event_prefix.clone(),
             auth: test_auth(),
             max_body_bytes: 32 * 1024 * 1024,
         };
@@ -157,6 +188,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             running: Some(running),
             db,
+            event_prefix,
         }
     }
 
@@ -249,3 +281,189 @@ pub fn clinic_input(code: &str, municipality: &str, name: &str) -> Value {
 }
 
 pub const REGISTER: &str = "mutation($input: RegisterSiteInput!) { registerSite(input: $input) { code codeKind name kind status version municipality { code name } coldChain { role freezerClass baseSite } wholesaler products } }";
+
+/// A GraphQL WebSocket client speaking graphql-transport-ws, as a browser would.
+pub struct WsClient {
+    ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    next_id: u32,
+}
+
+/// How long a test waits for something that should happen promptly.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+impl WsClient {
+    /// Connects, sends `connection_init` with the token (if any) and waits for the ack. An
+    /// `Err` carries what the server said instead (a close frame or an error).
+    pub async fn connect(addr: SocketAddr, token: Option<&str>) -> Result<WsClient, String> {
+        Self::connect_with(addr, token, None).await
+    }
+
+    /// As [`WsClient::connect`], with the client socket's receive buffer set to `recv_buffer`
+    /// bytes (a small one makes a client that stops reading back up quickly).
+    pub async fn connect_with(
+        addr: SocketAddr,
+        token: Option<&str>,
+        recv_buffer: Option<u32>,
+    ) -> Result<WsClient, String> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        if let Some(n) = recv_buffer {
+            socket.set_recv_buffer_size(n).expect("SO_RCVBUF");
+        }
+        let stream = socket.connect(addr).await.expect("connect");
+        let mut request = format!("ws://{addr}/graphql/ws")
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        let (ws, _) = tokio_tungstenite::client_async(request, stream)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let mut client = WsClient { ws, next_id: 0 };
+        let payload = match token {
+            Some(t) => json!({ "Authorization": format!("Bearer {t}") }),
+            None => json!({}),
+        };
+        client
+            .send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        match client.recv().await {
+            Some(m) if m["type"] == "connection_ack" => Ok(client),
+            Some(m) => Err(m.to_string()),
+            None => Err("closed".into()),
+        }
+    }
+
+    async fn send(&mut self, v: Value) {
+        use futures_util::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(v.to_string().into()))
+            .await
+            .expect("ws send");
+    }
+
+    /// The next protocol message (answering pings), or `None` when the server closed; the
+    /// close frame's code and reason come back as `{"type": "close", …}`. Panics after
+    /// [`DEADLINE`].
+    pub async fn recv(&mut self) -> Option<Value> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let msg = tokio::time::timeout(DEADLINE, self.ws.next())
+                .await
+                .expect("a WebSocket message within the deadline");
+            match msg {
+                None | Some(Err(_)) => return None,
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).expect("JSON message");
+                    if v["type"] == "ping" {
+                        self.send(json!({ "type": "pong" })).await;
+                        continue;
+                    }
+                    return Some(v);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Some(json!({
+                        "type": "close",
+                        "code": frame.as_ref().map(|f| u16::from(f.code)),
+                        "reason": frame.as_ref().map(|f| f.reason.to_string()),
+                    }));
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Starts a subscription; returns its id.
+    pub async fn subscribe(&mut self, query: &str, variables: Value) -> String {
+        self.next_id += 1;
+        let id = self.next_id.to_string();
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
+            .await;
+        id
+    }
+
+    /// Ends a subscription.
+    pub async fn complete(&mut self, id: &str) {
+        self.send(json!({ "id": id, "type": "complete" })).await;
+    }
+
+    /// The next message for subscription `id` (`next`, `error` or `complete`).
+    pub async fn next_for(&mut self, id: &str) -> Value {
+        loop {
+            let m = self
+                .recv()
+                .await
+                .unwrap_or_else(|| panic!("closed while waiting for subscription {id}"));
+            if m["id"] == id || m["type"] == "close" {
+                return m;
+            }
+        }
+    }
+
+    /// The `data` of the next event of subscription `id`; panics on anything else.
+    pub async fn next_data(&mut self, id: &str) -> Value {
+        let m = self.next_for(id).await;
+        assert!(
+            m["type"] == "next" && m["payload"].get("errors").is_none(),
+            "expected an event on {id}, got {m}"
+        );
+        m["payload"]["data"].clone()
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
+    /// Gives up the TCP connection without a close frame (a client that vanished).
+    pub fn abandon(self) {
+        drop(self);
+    }
+}
+
+impl TestApp {
+    /// A WebSocket client that passed `connection_init` with `token`.
+    pub async fn ws(&self, token: &str) -> WsClient {
+        WsClient::connect(self.addr, Some(token)).await.expect("connection_ack")
+    }
+
+    /// The server's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// Polls `/metrics` until `metric` (the exact series, e.g.
+    /// `vsys_event_subscriptions{topic="stock"}`) equals `want`; panics after [`DEADLINE`].
+    pub async fn wait_for_metric(&self, metric: &str, want: f64) {
+        let start = std::time::Instant::now();
+        loop {
+            let text = self.metrics().await;
+            let value = metric_value(&text, metric).unwrap_or(0.0);
+            if value == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{metric} stayed at {value}, expected {want}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The value of one series in Prometheus text, if present.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}

@@ -59,6 +59,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         database_url: args.db.database_url.clone(),
         redis_url: args.redis_url.clone(),
+        event_channel_prefix: args.event_channel_prefix.clone(),
         auth: args.jwt.settings(),
         max_body_bytes: args.max_body_bytes,
     };

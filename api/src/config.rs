@@ -87,6 +87,9 @@ pub struct ServeArgs {
     /// Redis for cross-instance events and readiness; unset: in-process only.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Prefix of the Redis channels events travel on; instances of one deployment share it.
+    #[arg(long, env = "VSYS_EVENT_CHANNEL_PREFIX", default_value = crate::server::DEFAULT_EVENT_CHANNEL_PREFIX)]
+    pub event_channel_prefix: String,
     #[command(flatten)]
     pub jwt: JwtArgs,
     /// Log format.

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_graphql::Data;
@@ -21,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::{AuthError, AuthSettings, Authenticator, bearer_token};
 use crate::error::code;
-use crate::events::SiteEvents;
+use crate::events::Events;
 use crate::graphql::{self, Caller, Principal, RefData, VsysSchema};
 
 /// Everything `start` needs; the binary fills it from flags and environment.
@@ -30,9 +31,15 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub database_url: String,
     pub redis_url: Option<String>,
+    /// Prefix of the Redis pub/sub channels events travel on (`<prefix><topic>`); instances
+    /// that should see each other's events share it, deployments sharing a Redis do not.
+    pub event_channel_prefix: String,
     pub auth: AuthSettings,
     pub max_body_bytes: usize,
 }
+
+/// The default [`ServerConfig::event_channel_prefix`].
+pub const DEFAULT_EVENT_CHANNEL_PREFIX: &str = "vsys:events:";
 
 #[derive(Clone)]
 struct AppState {
@@ -40,6 +47,24 @@ struct AppState {
     auth: Authenticator,
     store: Store,
     redis: Option<redis::aio::ConnectionManager>,
+    events: Events,
+    websockets: Arc<AtomicI64>,
+}
+
+/// Counts an open WebSocket for as long as it lives.
+struct Open(Arc<AtomicI64>);
+
+impl Open {
+    fn new(n: &Arc<AtomicI64>) -> Open {
+        n.fetch_add(1, Ordering::Relaxed);
+        Open(n.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A running server.
@@ -82,11 +107,15 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
              Never run like this in production."
         );
     }
-    let redis = match &cfg.redis_url {
-        None => None,
+    let (redis, events) = match &cfg.redis_url {
+        None => (None, Events::default()),
         Some(url) => {
             let client = redis::Client::open(url.as_str())?;
-            Some(redis::aio::ConnectionManager::new(client).await?)
+            let bus = crate::events::redis::RedisBus::connect(url, &cfg.event_channel_prefix).await?;
+            (
+                Some(redis::aio::ConnectionManager::new(client).await?),
+                Events::new(Arc::new(bus)),
+            )
         }
     };
     let refdata = RefData::load(&store)
@@ -95,7 +124,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
     let schema = graphql::builder()
         .data(store.clone())
         .data(refdata)
-        .data(SiteEvents::default())
+        .data(events.clone())
         .extension(crate::metrics::GraphqlObservability)
         .limit_depth(12)
         .limit_complexity(5_000)
@@ -106,6 +135,8 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
         auth,
         store: store.clone(),
         redis,
+        events,
+        websockets: Arc::new(AtomicI64::new(0)),
     };
     let app = Router::new()
         .route("/graphql", get(graphiql).post(graphql_http))
@@ -194,9 +225,15 @@ async fn graphql_http(State(state): State<AppState>, headers: HeaderMap, req: Gr
 /// payload as `{"Authorization": "Bearer …"}` (or `{"token": "…"}`) and is checked once there;
 /// a bad token closes the connection before any subscription starts.
 async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+    // Subscription traffic is small JSON; tungstenite's default 128 KiB buffers per socket
+    // would dominate memory at tens of thousands of subscribers.
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_message_size(256 * 1024)
         .on_upgrade(move |socket| async move {
+            let _open = Open::new(&state.websockets);
             let auth = state.auth.clone();
             GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
                 .on_connection_init(move |payload| async move {
@@ -254,7 +291,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(state.store.db()),
+        crate::metrics::render(state.store.db())
+            + &state.events.render_gauges(state.websockets.load(Ordering::Relaxed)),
     )
         .into_response()
 }
