@@ -6,7 +6,7 @@
 //! - [`authz`]: who may do what — the only place roles are interpreted.
 //! - [`sites`]: the site-master service (register, change, withdraw, list, import, history).
 //! - [`stock`]: the stock ledger's vocabulary and pure rules (entry kinds, reversals,
-//!   transfers, days of supply). 
+//!   transfers, days of supply); [`ledger`]: the stock service over it.
 //! - [`entities`]: SeaORM storage shapes, never handed to callers.
 //! - [`store`]: the database handle and the single way to open a write transaction.
 //! - [`error`]: the one error type services return.
@@ -20,6 +20,7 @@ pub mod authz;
 pub mod codes;
 pub mod entities;
 pub mod error;
+pub mod ledger;
 pub mod product;
 pub mod quantity;
 pub mod site;

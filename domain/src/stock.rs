@@ -287,6 +287,17 @@ pub fn check_transfer(
     expiry: NaiveDate,
     today: NaiveDate,
 ) -> Result<(), DomainError> {
+    check_transfer_parties(from, to, product)?;
+    check_not_expired(expiry, today, "input.lot")
+}
+
+/// The part of [`check_transfer`] about the two sites (checked before the lot is looked at, so
+/// a transfer between the wrong sites is refused for that reason).
+pub fn check_transfer_parties(
+    from: &TransferParty<'_>,
+    to: &TransferParty<'_>,
+    product: &ProductCode,
+) -> Result<(), DomainError> {
     if from.code == to.code {
         return Err(DomainError::invalid("input.to", "a site cannot transfer to itself"));
     }
@@ -323,7 +334,7 @@ pub fn check_transfer(
             format!("site {} does not handle {product}", to.code),
         ));
     }
-    check_not_expired(expiry, today, "input.lot")
+    Ok(())
 }
 
 /// A lot may be used or passed on through its expiry date, not after.

@@ -11,6 +11,7 @@ use sea_orm_migration::prelude::*;
 mod m20261126_000001_reference_data;
 mod m20261126_000002_sites;
 mod m20261127_000001_products;
+mod m20261127_000020_stock_ledger;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_reference_data::Migration),
             Box::new(m20261126_000002_sites::Migration),
             Box::new(m20261127_000001_products::Migration),
+            Box::new(m20261127_000020_stock_ledger::Migration),
         ]
     }
 }

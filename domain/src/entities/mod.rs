@@ -3,9 +3,14 @@
 //! row. These mirror the migrations, which never import them.
 
 pub mod assigned_code_serial;
+pub mod lot;
 pub mod municipality;
 pub mod prefecture;
 pub mod product;
 pub mod product_ancillary;
 pub mod site;
 pub mod site_history;
+pub mod stock_balance;
+pub mod stock_entry;
+pub mod stock_report;
+pub mod stock_report_line;
