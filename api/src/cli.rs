@@ -9,7 +9,7 @@ use domain::store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::auth::{DEV_JWT_SECRET, issue_hs256};
-use crate::config::{Cli, Command, ServeArgs, SitesCommand, TokenCommand};
+use crate::config::{Cli, Command, ServeArgs, SitesCommand, StockCommand, TokenCommand};
 use crate::server::{self, ServerConfig};
 
 /// Largest site-master file `vsys sites import` reads (Japan's ~70,000 sites are ~15 MB).
@@ -50,6 +50,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sites(SitesCommand::Import { file, report, db }) => import(&file, &report, &db.database_url).await,
+        Command::Stock(StockCommand::Reconcile { db }) => {
+            let store = Store::new(crate::db::connect(&db.database_url).await?);
+            let mismatches = domain::ledger::reconcile(&store).await?;
+            for m in &mismatches {
+                println!(
+                    "site {} {} lot {}: {} is {}, the entries say {}",
+                    m.site, m.product, m.lot, m.column, m.stored, m.from_entries
+                );
+            }
+            if mismatches.is_empty() {
+                println!("stock balances equal the ledger");
+                Ok(())
+            } else {
+                anyhow::bail!("{} balance figures differ from the ledger", mismatches.len())
+            }
+        }
     }
 }
 

@@ -35,6 +35,19 @@ pub enum Command {
     /// The site master.
     #[command(subcommand)]
     Sites(SitesCommand),
+    /// Site stock.
+    #[command(subcommand)]
+    Stock(StockCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StockCommand {
+    /// Check that every balance row equals the sum of its ledger entries; exits 1 and lists the
+    /// differences if not.
+    Reconcile {
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Debug, Args, Clone)]

@@ -5,3 +5,6 @@
 mod reference;
 mod schema;
 mod sites;
+mod stock;
+mod subscriptions_stock;
+mod two_instances;

@@ -5,6 +5,8 @@ mod inputs;
 pub mod products;
 pub mod scalars;
 mod sites;
+mod stock;
+mod stock_types;
 pub mod types;
 
 use std::collections::HashMap;
@@ -135,13 +137,18 @@ impl ReferenceQuery {
 }
 
 #[derive(MergedObject, Default)]
-pub struct Query(ReferenceQuery, sites::SiteQuery, products::ProductQuery);
+pub struct Query(
+    ReferenceQuery,
+    sites::SiteQuery,
+    products::ProductQuery,
+    stock::StockQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(sites::SiteMutation);
+pub struct Mutation(sites::SiteMutation, stock::StockMutation);
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(sites::SiteSubscription);
+pub struct Subscription(sites::SiteSubscription, stock::StockSubscription);
 
 /// The schema's types only, no runtime data: used for the SDL export and by the server, which
 /// adds the store, reference data, limits and extensions.

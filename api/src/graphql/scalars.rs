@@ -58,3 +58,8 @@ code_scalar!(
     /// A Japanese postal code: 7 digits, written 1000001 or 100-0001 (output: 100-0001).
     PostalCode, codes::PostalCode, "PostalCode"
 );
+code_scalar!(
+    /// A vaccine lot number as printed on the vial, e.g. FF3620: 2–20 characters of A-Z, 0-9
+    /// and '-', not starting with '-'.
+    LotNumber, codes::LotNumber, "LotNumber"
+);
