@@ -158,7 +158,12 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: TestDb) -> TestApp {
-        Self::spawn_with(db, unique_channel_prefix()).await
+        Self::spawn_with(db, unique_channel_prefix(), api::ws::DEFAULT_PING).await
+    }
+
+    /// A server pinging WebSocket peers every `ping` (and dropping those silent for three).
+    pub async fn spawn_with_ping(ping: std::time::Duration) -> TestApp {
+        Self::spawn_with(TestDb::new().await, unique_channel_prefix(), ping).await
     }
 
     /// A second server of the same deployment as `other`: same database and event channels
@@ -170,10 +175,10 @@ impl TestApp {
             pg: None,
             _dir: None,
         };
-        Self::spawn_with(db, other.event_prefix.clone()).await
+        Self::spawn_with(db, other.event_prefix.clone(), api::ws::DEFAULT_PING).await
     }
 
-    async fn spawn_with(db: TestDb, event_prefix: String) -> TestApp {
+    async fn spawn_with(db: TestDb, event_prefix: String, websocket_ping: std::time::Duration) -> TestApp {
         let cfg = ServerConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
             database_url: db.url.clone(),
@@ -181,6 +186,7 @@ impl TestApp {
             event_channel_prefix: event_prefix.clone(),
             auth: test_auth(),
             max_body_bytes: 32 * 1024 * 1024,
+            websocket_ping,
         };
         let running = api::server::start(cfg).await.expect("server starts");
         TestApp {

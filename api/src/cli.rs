@@ -78,6 +78,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         event_channel_prefix: args.event_channel_prefix.clone(),
         auth: args.jwt.settings(),
         max_body_bytes: args.max_body_bytes,
+        websocket_ping: std::time::Duration::from_secs(args.ws_ping_secs),
     };
     let store = Store::new(crate::db::connect(&cfg.database_url).await?);
     if args.demo {

@@ -111,6 +111,9 @@ pub struct ServeArgs {
     /// Fill an empty database with demo data and print a token per role.
     #[arg(long)]
     pub demo: bool,
+    /// Seconds between the server's WebSocket pings; a peer silent for three is dropped.
+    #[arg(long, env = "VSYS_WS_PING_SECS", default_value_t = 30)]
+    pub ws_ping_secs: u64,
     /// Largest request body accepted, in bytes (site imports through GraphQL are the big ones).
     #[arg(long, env = "VSYS_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_graphql::Data;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub event_channel_prefix: String,
     pub auth: AuthSettings,
     pub max_body_bytes: usize,
+    /// Interval of the server's WebSocket pings; a peer silent for 3 of them is dropped.
+    pub websocket_ping: Duration,
 }
 
 /// The default [`ServerConfig::event_channel_prefix`].
@@ -49,6 +51,7 @@ struct AppState {
     redis: Option<redis::aio::ConnectionManager>,
     events: Events,
     websockets: Arc<AtomicI64>,
+    websocket_ping: Duration,
 }
 
 /// Counts an open WebSocket for as long as it lives.
@@ -137,6 +140,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
         redis,
         events,
         websockets: Arc::new(AtomicI64::new(0)),
+        websocket_ping: cfg.websocket_ping,
     };
     let app = Router::new()
         .route("/graphql", get(graphiql).post(graphql_http))
@@ -223,8 +227,14 @@ async fn graphql_http(State(state): State<AppState>, headers: HeaderMap, req: Gr
 
 /// graphql-transport-ws (and the legacy protocol). The token comes in `connection_init`'s
 /// payload as `{"Authorization": "Bearer …"}` (or `{"token": "…"}`) and is checked once there;
-/// a bad token closes the connection before any subscription starts.
-async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+/// a bad token closes the connection before any subscription starts. Liveness: see [`crate::ws`].
+async fn graphql_ws(State(state): State<AppState>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+    let requested = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok());
+    let Some(protocol) = crate::ws::protocol(requested) else {
+        return (StatusCode::BAD_REQUEST, "Sec-WebSocket-Protocol: graphql-transport-ws").into_response();
+    };
     // Subscription traffic is small JSON; tungstenite's default 128 KiB buffers per socket
     // would dominate memory at tens of thousands of subscribers.
     upgrade
@@ -235,30 +245,27 @@ async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, up
         .on_upgrade(move |socket| async move {
             let _open = Open::new(&state.websockets);
             let auth = state.auth.clone();
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let header = payload
-                        .get("Authorization")
-                        .or_else(|| payload.get("authorization"))
-                        .and_then(|v| v.as_str())
-                        .map(str::to_owned);
-                    let raw = payload.get("token").and_then(|v| v.as_str()).map(str::to_owned);
-                    let token = match (&header, &raw) {
-                        (Some(h), _) => bearer_token(Some(h))
-                            .map_err(|e: AuthError| crate::error::unauthenticated(format!("invalid token: {e}")))?,
-                        (None, Some(t)) => Some(t.as_str()),
-                        (None, None) => None,
-                    };
-                    let caller = authenticate(&auth, token)
-                        .await
-                        .map_err(|(_, m)| crate::error::unauthenticated(m))?;
-                    let mut data = Data::default();
-                    data.insert(caller);
-                    Ok(data)
-                })
-                .keepalive_timeout(Duration::from_secs(30))
-                .serve()
-                .await
+            let on_init = move |payload: serde_json::Value| async move {
+                let header = payload
+                    .get("Authorization")
+                    .or_else(|| payload.get("authorization"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
+                let raw = payload.get("token").and_then(|v| v.as_str()).map(str::to_owned);
+                let token = match (&header, &raw) {
+                    (Some(h), _) => bearer_token(Some(h))
+                        .map_err(|e: AuthError| crate::error::unauthenticated(format!("invalid token: {e}")))?,
+                    (None, Some(t)) => Some(t.as_str()),
+                    (None, None) => None,
+                };
+                let caller = authenticate(&auth, token)
+                    .await
+                    .map_err(|(_, m)| crate::error::unauthenticated(m))?;
+                let mut data = Data::default();
+                data.insert(caller);
+                Ok(data)
+            };
+            crate::ws::serve(socket, state.schema.clone(), protocol, state.websocket_ping, on_init).await
         })
 }
 

@@ -283,3 +283,47 @@ async fn closing_sockets_frees_everything_they_held() {
     app.wait_for_metric("vsys_websocket_connections", 0.0).await;
     app.wait_for_metric("vsys_event_channels", 0.0).await;
 }
+
+#[tokio::test]
+async fn the_server_pings_listeners_and_drops_silent_peers() {
+    let ping = std::time::Duration::from_millis(100);
+    let app = TestApp::spawn_with_ping(ping).await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(30), 5).await;
+    // A only listens (reading, so its WebSocket library answers the server's pings); B stops
+    // reading altogether, as a client whose network vanished.
+    let mut a = app.ws(&token("MUNICIPALITY", Some(CHIYODA))).await;
+    let a_id = a.subscribe(SUBSCRIBE, json!({})).await;
+    let mut b = app.ws(&token("NATIONAL", None)).await;
+    b.subscribe(SUBSCRIBE, json!({})).await;
+    app.wait_for_metric(SUBSCRIPTIONS, 2.0).await;
+    let listening_since = std::time::Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        while let Some(m) = a.recv().await {
+            if tx.send(m).is_err() {
+                break;
+            }
+        }
+    });
+    app.wait_for_metric("vsys_websocket_connections", 1.0).await;
+    app.wait_for_metric(SUBSCRIPTIONS, 1.0).await;
+    assert!(
+        listening_since.elapsed() >= ping * api::ws::SILENT_PINGS,
+        "B was dropped for its silence"
+    );
+    app.ok(
+        &Sites::token(&s.base),
+        &administer_doc(),
+        use_input(&s.base, "FF3620", 1),
+    )
+    .await;
+    let m = tokio::time::timeout(tests::DEADLINE, rx.recv())
+        .await
+        .expect("an event within the deadline")
+        .expect("A is still connected");
+    assert_eq!((&m["id"], &m["type"]), (&json!(a_id), &json!("next")), "{m}");
+    assert_eq!(m["payload"]["data"]["stockChanged"]["onHand"], 4);
+    drop(b);
+    reader.abort();
+}
