@@ -63,7 +63,13 @@ pub async fn closed_loop(url: &str, body: &'static str, settings: &LoadSettings)
         let (phase, ok, failed) = (phase.clone(), ok.clone(), failed.clone());
         workers.push(tokio::spawn(async move {
             while phase.load(Ordering::Relaxed) != STOP {
-                let good = match client.post(&url).header("content-type", "application/json").body(body).send().await {
+                let good = match client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                {
                     Ok(resp) => {
                         let status = resp.status();
                         match resp.bytes().await {
@@ -89,7 +95,11 @@ pub async fn closed_loop(url: &str, body: &'static str, settings: &LoadSettings)
     for w in workers {
         w.await.context("a load worker panicked")?;
     }
-    Ok(LoadResult { ok: ok.load(Ordering::Relaxed), failed: failed.load(Ordering::Relaxed), window })
+    Ok(LoadResult {
+        ok: ok.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+        window,
+    })
 }
 
 #[cfg(test)]

@@ -31,9 +31,18 @@ pub async fn run_timed(mut cmd: Command, what: &str) -> Result<Timed> {
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if !out.status.success() {
-            bail!("{what} failed ({}):\n{}\n{}", out.status, tail(&stdout, 20), tail(&stderr, 20));
+            bail!(
+                "{what} failed ({}):\n{}\n{}",
+                out.status,
+                tail(&stdout, 20),
+                tail(&stderr, 20)
+            );
         }
-        Ok(Timed { elapsed, stdout, stderr })
+        Ok(Timed {
+            elapsed,
+            stdout,
+            stderr,
+        })
     })
     .await?
 }
@@ -57,7 +66,10 @@ impl ChildGuard {
         let err = out.try_clone()?;
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = cmd.spawn().with_context(|| format!("starting {what}"))?;
-        Ok(ChildGuard { child, what: what.to_owned() })
+        Ok(ChildGuard {
+            child,
+            what: what.to_owned(),
+        })
     }
 
     /// Fails if the process has already exited.
@@ -114,7 +126,10 @@ mod tests {
     #[test]
     fn replaces_the_database_name() {
         let cases = [
-            ("postgres://postgres@127.0.0.1:5432/postgres", "postgres://postgres@127.0.0.1:5432/b1"),
+            (
+                "postgres://postgres@127.0.0.1:5432/postgres",
+                "postgres://postgres@127.0.0.1:5432/b1",
+            ),
             ("postgres://u:p@h:5432", "postgres://u:p@h:5432/b1"),
             ("postgres://h/db?sslmode=disable", "postgres://h/b1?sslmode=disable"),
         ];

@@ -35,7 +35,12 @@ pub struct Measurement {
 
 impl Measurement {
     pub fn new(metric: impl Into<String>, value: f64, unit: &'static str) -> Self {
-        Measurement { metric: metric.into(), value, unit, baseline: None }
+        Measurement {
+            metric: metric.into(),
+            value,
+            unit,
+            baseline: None,
+        }
     }
 
     pub fn against(mut self, baseline: impl Into<String>, value: f64) -> Self {
@@ -112,7 +117,13 @@ pub trait Scenario {
 
 /// Every scenario, in the order `--scenario all` runs them.
 pub fn registry() -> Vec<Box<dyn Scenario>> {
-    vec![Box::new(scenarios::import::Import::default()), Box::new(scenarios::graphql_overhead::GraphqlOverhead::default())]
+    vec![
+        Box::new(scenarios::import::Import::default()),
+        Box::new(scenarios::graphql_overhead::GraphqlOverhead::default()),
+        Box::new(scenarios::ledger_writes::LedgerWrites::default()),
+        Box::new(scenarios::stock_subscribers::StockSubscribers::default()),
+        Box::new(scenarios::subscriber_churn::SubscriberChurn::default()),
+    ]
 }
 
 /// Median of a non-empty sample (mean of the middle two for an even count).
@@ -194,9 +205,18 @@ mod tests {
     #[test]
     fn ratios_are_taken_per_run() {
         let runs = vec![
-            vec![Measurement::new("x", 10.0, "s").against("b", 5.0), Measurement::new("y", 1.0, "s")],
-            vec![Measurement::new("x", 30.0, "s").against("b", 10.0), Measurement::new("y", 3.0, "s")],
-            vec![Measurement::new("x", 20.0, "s").against("b", 20.0), Measurement::new("y", 2.0, "s")],
+            vec![
+                Measurement::new("x", 10.0, "s").against("b", 5.0),
+                Measurement::new("y", 1.0, "s"),
+            ],
+            vec![
+                Measurement::new("x", 30.0, "s").against("b", 10.0),
+                Measurement::new("y", 3.0, "s"),
+            ],
+            vec![
+                Measurement::new("x", 20.0, "s").against("b", 20.0),
+                Measurement::new("y", 2.0, "s"),
+            ],
         ];
         let s = summarise("sc", &runs);
         assert_eq!(s.len(), 2);

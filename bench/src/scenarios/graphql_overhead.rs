@@ -41,7 +41,11 @@ impl PlainServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<u16>>();
         let thread = std::thread::Builder::new().name("plain-axum".into()).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e.into()));
@@ -73,7 +77,11 @@ impl PlainServer {
             });
         })?;
         let port = ready_rx.recv().context("plain server thread died")??;
-        Ok(PlainServer { url: format!("http://127.0.0.1:{port}/graphql"), stop: Some(stop), thread: Some(thread) })
+        Ok(PlainServer {
+            url: format!("http://127.0.0.1:{port}/graphql"),
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 }
 
@@ -150,10 +158,20 @@ impl GraphqlOverhead {
             String::from_utf8_lossy(&body)
         );
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
-        self.plain = Some(PlainServer::start(Bytes::copy_from_slice(&body), content_type, workers)?);
+        self.plain = Some(PlainServer::start(
+            Bytes::copy_from_slice(&body),
+            content_type,
+            workers,
+        )?);
         self.server = Some(child);
         // The baseline must really answer with the same bytes.
-        let plain = client.post(&self.plain.as_ref().context("plain server")?.url).body(QUERY).send().await?.bytes().await?;
+        let plain = client
+            .post(&self.plain.as_ref().context("plain server")?.url)
+            .body(QUERY)
+            .send()
+            .await?
+            .bytes()
+            .await?;
         ensure!(plain == body, "plain server bytes differ from the GraphQL server's");
         Ok(())
     }
@@ -173,11 +191,14 @@ impl GraphqlOverhead {
         }
         for (name, r) in [("graphql", graphql), ("plain axum", plain)] {
             if r.failed > 0 {
-                self.failures.push(format!("run {run}: {name} had {} failed responses", r.failed));
+                self.failures
+                    .push(format!("run {run}: {name} had {} failed responses", r.failed));
             }
         }
         ensure!(graphql.ok > 0, "no successful GraphQL responses in run {run}");
-        Ok(vec![Measurement::new(self.name(), graphql.rate(), "req/s").against("plain axum", plain.rate())])
+        Ok(vec![
+            Measurement::new(self.name(), graphql.rate(), "req/s").against("plain axum", plain.rate()),
+        ])
     }
 }
 

@@ -35,7 +35,11 @@ pub fn parse_summary(stdout: &str) -> Option<ImportCounts> {
     stdout.lines().rev().find_map(|line| {
         let number_after = |key: &str| -> Option<u64> {
             let at = line.find(key)? + key.len();
-            let digits: String = line[at..].trim_start_matches([' ', ':', '=']).chars().take_while(char::is_ascii_digit).collect();
+            let digits: String = line[at..]
+                .trim_start_matches([' ', ':', '='])
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
             digits.parse().ok()
         };
         Some(ImportCounts {
@@ -90,14 +94,29 @@ impl Import {
 
     fn import_cmd(&self, ctx: &Context, url: &str, report: &std::path::Path) -> Result<Command> {
         let mut cmd = Command::new(&ctx.vsys);
-        cmd.arg("sites").arg("import").arg(self.file()?).arg("--report").arg(report).env("DATABASE_URL", url);
+        cmd.arg("sites")
+            .arg("import")
+            .arg(self.file()?)
+            .arg("--report")
+            .arg(report)
+            .env("DATABASE_URL", url);
         Ok(cmd)
     }
 
-    async fn timed_import(&self, ctx: &Context, url: &str, report: &std::path::Path, what: &str) -> Result<(f64, ImportCounts)> {
+    async fn timed_import(
+        &self,
+        ctx: &Context,
+        url: &str,
+        report: &std::path::Path,
+        what: &str,
+    ) -> Result<(f64, ImportCounts)> {
         let t = run_timed(self.import_cmd(ctx, url, report)?, what).await?;
         let counts = parse_summary(&t.stdout).with_context(|| {
-            format!("{what}: no 'inserted N, updated N, unchanged N, rejected N' line in its output:\n{}\n{}", process::tail(&t.stdout, 10), process::tail(&t.stderr, 10))
+            format!(
+                "{what}: no 'inserted N, updated N, unchanged N, rejected N' line in its output:\n{}\n{}",
+                process::tail(&t.stdout, 10),
+                process::tail(&t.stderr, 10)
+            )
         })?;
         if counts.rejected > 0 {
             let head = std::fs::read_to_string(report).unwrap_or_default();
@@ -133,17 +152,23 @@ impl Import {
 
         let report = ctx.work.join(format!("import-{run}.report"));
         let (import_s, first) = self.timed_import(ctx, &url, &report, "vsys sites import").await?;
-        ensure!(first.inserted == self.rows, "first import inserted {} of {} rows ({first:?})", first.inserted, self.rows);
+        ensure!(
+            first.inserted == self.rows,
+            "first import inserted {} of {} rows ({first:?})",
+            first.inserted,
+            self.rows
+        );
 
         let mut out = Vec::new();
         let copy_s = if admin.is_some() {
             psql(&url, &copy_table_ddl()).await?;
             let mut copy = Command::new("psql");
-            copy.args([url.as_str(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"]).arg(format!(
-                "\\copy bench_copy ({}) FROM '{}' WITH (FORMAT csv, HEADER true)",
-                CSV_COLUMNS.join(", "),
-                file.display()
-            ));
+            copy.args([url.as_str(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
+                .arg(format!(
+                    "\\copy bench_copy ({}) FROM '{}' WITH (FORMAT csv, HEADER true)",
+                    CSV_COLUMNS.join(", "),
+                    file.display()
+                ));
             let t = run_timed(copy, "psql \\copy").await?;
             let loaded: u64 = psql(&url, "SELECT count(*) FROM bench_copy").await?.trim().parse()?;
             ensure!(loaded == self.rows, "\\copy loaded {loaded} of {} rows", self.rows);
@@ -152,7 +177,9 @@ impl Import {
             None
         };
 
-        let (reimport_s, second) = self.timed_import(ctx, &url, &report, "vsys sites import (again)").await?;
+        let (reimport_s, second) = self
+            .timed_import(ctx, &url, &report, "vsys sites import (again)")
+            .await?;
         ensure!(
             second.unchanged == self.rows && second.inserted == 0 && second.updated == 0,
             "re-import should leave all {} rows unchanged, got {second:?}",
@@ -167,7 +194,11 @@ impl Import {
         }
         out.push(import);
         out.push(throughput);
-        out.push(Measurement::new(format!("{} re-import (all unchanged)", self.name()), reimport_s, "s"));
+        out.push(Measurement::new(
+            format!("{} re-import (all unchanged)", self.name()),
+            reimport_s,
+            "s",
+        ));
 
         match admin {
             Some(admin_url) => {
@@ -203,7 +234,9 @@ impl Scenario for Import {
             self.rows = rows.len() as u64;
             self.csv = Some(path);
             if let Storage::Postgres { admin_url } = &ctx.storage {
-                psql(admin_url, "SELECT 1").await.context("connecting to PostgreSQL with psql")?;
+                psql(admin_url, "SELECT 1")
+                    .await
+                    .context("connecting to PostgreSQL with psql")?;
             }
             Ok(())
         })
@@ -248,9 +281,25 @@ mod tests {
     #[test]
     fn parses_the_summary_line() {
         let out = "loading…\ninserted 70000, updated 0, unchanged 0, rejected 0\n";
-        assert_eq!(parse_summary(out), Some(ImportCounts { inserted: 70000, updated: 0, unchanged: 0, rejected: 0 }));
+        assert_eq!(
+            parse_summary(out),
+            Some(ImportCounts {
+                inserted: 70000,
+                updated: 0,
+                unchanged: 0,
+                rejected: 0
+            })
+        );
         let out = "site import: inserted: 1, updated: 2, unchanged: 3, rejected: 4 (report r.json)";
-        assert_eq!(parse_summary(out), Some(ImportCounts { inserted: 1, updated: 2, unchanged: 3, rejected: 4 }));
+        assert_eq!(
+            parse_summary(out),
+            Some(ImportCounts {
+                inserted: 1,
+                updated: 2,
+                unchanged: 3,
+                rejected: 4
+            })
+        );
         assert_eq!(parse_summary("nothing here"), None);
     }
 
