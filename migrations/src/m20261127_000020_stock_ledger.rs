@@ -5,8 +5,8 @@
 //!
 //! The balance row is what keeps stock from going negative under concurrent writers: every
 //! withdrawal is a conditional `UPDATE … SET on_hand = on_hand - n WHERE on_hand >= n` on it,
-//! and `CHECK (on_hand >= 0)` backs that up. `stock_entries.reverses_entry_id` is unique, so an
-//! entry is reversed at most once even when two reversals race. `delivery_id` is where a
+//! and `CHECK (on_hand >= 0)` backs that up. `stock_entries.reverses_entry_id` is unique (where
+//! set), so an entry is reversed at most once even when two reversals race. `delivery_id` is where a
 //! RECEIVED entry will name the delivery it books (the deliveries table comes later; no
 //! foreign key yet).
 
@@ -113,18 +113,23 @@ impl MigrationTrait for Migration {
         for (name, cols) in [
             ("stock_entries_site", &["site_code", "id"][..]),
             ("stock_entries_occurred", &["occurred_on", "kind"][..]),
-            ("stock_entries_paired", &["paired_entry_id"][..]),
-            ("stock_entries_delivery", &["delivery_id"][..]),
         ] {
             manager.create_index(index(name, "stock_entries", cols)).await?;
         }
-        manager
-            .create_index(
-                index("stock_entries_reverses", "stock_entries", &["reverses_entry_id"])
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
+        // Most entries are plain uses: these columns are null on them, so their indexes are
+        // partial and cost the hot path nothing.
+        for (name, col, unique) in [
+            ("stock_entries_paired", "paired_entry_id", false),
+            ("stock_entries_delivery", "delivery_id", false),
+            ("stock_entries_reverses", "reverses_entry_id", true),
+        ] {
+            let mut i = index(name, "stock_entries", &[col]);
+            i.and_where(Expr::col(col).is_not_null());
+            if unique {
+                i.unique();
+            }
+            manager.create_index(i).await?;
+        }
 
         manager
             .create_table(

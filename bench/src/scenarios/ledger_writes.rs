@@ -116,7 +116,7 @@ impl LedgerWrites {
         ))
     }
 
-    async fn baselines(&self, ctx: &Context) -> Result<(f64, f64)> {
+    async fn baselines(&self, ctx: &Context) -> Result<(f64, f64, f64)> {
         let server = self.server.as_ref().context("setup did not run")?;
         let site = &self.sites[0];
         let shaped = format!(
@@ -126,14 +126,34 @@ impl LedgerWrites {
         );
         let narrow =
             format!("INSERT INTO bench_narrow (site_code, quantity, recorded_at) VALUES ('{site}', -1, now());\n");
+        // The server's own write (domain::ledger's one-statement withdrawal on PostgreSQL), each
+        // pgbench client on its own site as the API clients are: what the database alone does.
+        let codes = self
+            .sites
+            .iter()
+            .map(|c| format!("'{c}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let me = format!("(ARRAY[{codes}])[:client_id + 1]");
+        let statement = format!(
+            "WITH moved AS (UPDATE stock_balances SET on_hand = on_hand + -1, administered = administered + 1, updated_at = now() \
+             WHERE site_code = {me} AND product_code = 'comirnaty' AND lot_number = '{lot}' AND on_hand + -1 >= 0 \
+             AND expiry_date >= CURRENT_DATE RETURNING on_hand, expiry_date), \
+             entry AS (INSERT INTO stock_entries (site_code, product_code, lot_number, kind, quantity, balance_after, waste_reason, \
+             note, occurred_on, recorded_at, actor) SELECT {me}, 'comirnaty', '{lot}', 'ADMINISTERED', -1, moved.on_hand, NULL, '', \
+             CURRENT_DATE, now(), 'SITE:pgbench' FROM moved RETURNING id) \
+             SELECT entry.id, moved.on_hand, moved.expiry_date, s.municipality_code FROM entry, moved, sites s WHERE s.code = {me};\n",
+            lot = stock_common::LOT
+        );
         Ok((
             pgbench(ctx, &server.database_url, &shaped).await?,
             pgbench(ctx, &server.database_url, &narrow).await?,
+            pgbench(ctx, &server.database_url, &statement).await?,
         ))
     }
 
     async fn one_run(&mut self, ctx: &Context, run: usize) -> Result<Vec<Measurement>> {
-        let ((ours, failed), (shaped, narrow)) = if run % 2 == 1 {
+        let ((ours, failed), (shaped, narrow, statement)) = if run % 2 == 1 {
             let o = self.ours(ctx).await?;
             (o, self.baselines(ctx).await?)
         } else {
@@ -152,6 +172,8 @@ impl LedgerWrites {
                 .against("pgbench insert, stock_entries-shaped table", shaped),
             Measurement::new(format!("{} (vs narrow insert)", self.name()), ours, "writes/s")
                 .against("pgbench insert, 4-column table", narrow),
+            Measurement::new(format!("{} (vs its own SQL)", self.name()), ours, "writes/s")
+                .against("pgbench running the ledger's write statement", statement),
         ])
     }
 }
@@ -193,7 +215,10 @@ impl Scenario for LedgerWrites {
         let mut notes = vec![format!(
             "ledger-writes: {CLIENTS} closed-loop clients, one site each (no row contention), {:?} warm-up + {:?} measured; \
              each write = POST recordAdministered (1 vial) with a SITE token; pgbench -n -c {CLIENTS} -j 2 -T {} on the same \
-             database right before or after; server, PostgreSQL, pgbench and the load generator share the machine. \
+             database right before or after, inserting one row per transaction into (a) a table created LIKE stock_entries \
+             INCLUDING ALL and (b) a 4-column table, and (c) running the server's own one-statement withdrawal (update the \
+             balance row, insert the entry) to separate the database's share from the API's; server, PostgreSQL, pgbench \
+             and the load generator share the machine. \
              `vsys stock reconcile` passes after the runs.",
             ctx.load.warmup,
             ctx.load.duration,

@@ -146,6 +146,72 @@ pub async fn move_balance<C: ConnectionTrait>(
     row.as_ref().map(moved).transpose()
 }
 
+/// PostgreSQL: a withdrawal (use, waste, expiry) as one statement — the same conditional
+/// balance update as [`move_balance`], the entry insert fed by its result, and the site's
+/// municipality — so the most frequent write is one round trip and one implicit transaction
+/// instead of five (lookup, BEGIN, UPDATE, INSERT, COMMIT). The update's row lock and re-checked
+/// condition work exactly as in [`move_balance`]; when the condition fails, nothing is updated
+/// or inserted and `None` comes back. `e.balance_after` is ignored (the update decides it).
+pub async fn withdraw_in_one_statement<C: ConnectionTrait>(
+    db: &C,
+    e: &NewEntry<'_>,
+    effect: Effect,
+    guard: ExpiryGuard,
+) -> DomainResult<Option<(i64, Moved, String)>> {
+    let col = counter_column(effect.counter);
+    let (guard_sql, guard_value) = match guard {
+        ExpiryGuard::None => ("", None),
+        ExpiryGuard::Unexpired(today) => (" AND expiry_date >= ?", Some(today)),
+        ExpiryGuard::Expired(today) => (" AND expiry_date < ?", Some(today)),
+    };
+    let sql = format!(
+        "WITH moved AS ( \
+           UPDATE stock_balances SET on_hand = on_hand + ?, {col} = {col} + ?, updated_at = ? \
+           WHERE site_code = ? AND product_code = ? AND lot_number = ? AND on_hand + ? >= 0{guard_sql} \
+           RETURNING on_hand, expiry_date \
+         ), entry AS ( \
+           INSERT INTO stock_entries (site_code, product_code, lot_number, kind, quantity, balance_after, \
+             waste_reason, note, occurred_on, recorded_at, actor) \
+           SELECT ?, ?, ?, ?, ?, moved.on_hand, ?, ?, ?, ?, ? FROM moved \
+           RETURNING id \
+         ) \
+         SELECT entry.id, moved.on_hand, moved.expiry_date, s.municipality_code \
+         FROM entry, moved, sites s WHERE s.code = ?"
+    );
+    let (site, product, lot) = (e.key.site.as_str(), e.key.product.as_str(), e.key.lot.as_str());
+    let mut values: Vec<Value> = vec![
+        effect.on_hand.into(),
+        effect.counter_delta.into(),
+        e.recorded_at.into(),
+        site.into(),
+        product.into(),
+        lot.into(),
+        effect.on_hand.into(),
+    ];
+    values.extend(guard_value.map(Value::from));
+    values.extend([
+        site.into(),
+        product.into(),
+        lot.into(),
+        e.kind.as_str().into(),
+        e.quantity.into(),
+        e.waste_reason.map(|r| r.as_str().to_owned()).into(),
+        e.note.into(),
+        e.occurred_on.into(),
+        e.recorded_at.into(),
+        e.actor.into(),
+        site.into(),
+    ]);
+    let Some(row) = db.query_one_raw(stmt(db.get_database_backend(), &sql, values)).await? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        row.try_get("", "id")?,
+        moved(&row)?,
+        row.try_get("", "municipality_code")?,
+    )))
+}
+
 /// Creates an empty balance row if the site has none for the lot (so it can be locked).
 pub async fn ensure_balance_row<C: ConnectionTrait>(
     db: &C,
