@@ -14,6 +14,7 @@ use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use domain::authz::Actor;
 use domain::store::Store;
@@ -155,6 +156,10 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
     let join = tokio::spawn(async move {
+        // No Nagle delay: responses and subscription events are small and latency matters.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = rx.await;

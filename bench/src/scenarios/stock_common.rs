@@ -292,6 +292,21 @@ pub async fn subscribe(addr: &str, token: &str, query: &str, variables: Value) -
     Ok(ws)
 }
 
+/// CPU seconds (user + system) a process has used so far.
+pub fn cpu_seconds(pid: Option<u32>) -> Result<f64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let stat = std::fs::read_to_string(&path)?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("malformed stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> { Ok(f.get(i).context("short stat")?.parse::<f64>()?) };
+    // Linux reports in clock ticks of 1/100 s (USER_HZ) on every mainstream configuration.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
 /// The process's open-file limit (soft).
 pub fn open_file_limit() -> Option<u64> {
     std::fs::read_to_string("/proc/self/limits").ok().and_then(|s| {

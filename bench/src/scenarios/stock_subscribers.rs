@@ -20,10 +20,9 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::stock_common::{self, Server, Ws};
-use crate::scenario::{BoxFuture, Context, Measurement, Scenario, Storage};
+use crate::scenario::{BoxFuture, Context, Measurement, Scenario};
 
 pub const SUBSCRIBERS: usize = 10_000;
-pub const SITES: usize = 1_000;
 const QUERY: &str = "subscription($site: SiteCode) { stockChanged(site: $site) { entryId onHand recordedAt } }";
 
 #[derive(Default)]
@@ -36,8 +35,10 @@ struct Stats {
     lagged: AtomicU64,
 }
 
-#[derive(Default)]
 pub struct StockSubscribers {
+    name: &'static str,
+    /// Sites watched; subscribers are spread evenly over them, each changes once per second.
+    sites_watched: usize,
     server: Option<Server>,
     sites: Vec<String>,
     tokens: Vec<String>,
@@ -96,6 +97,21 @@ async fn read(mut ws: Ws, stats: Arc<Stats>, mut stop: watch::Receiver<bool>) {
 }
 
 impl StockSubscribers {
+    /// 10,000 subscribers over `sites` sites (each changing once per second).
+    pub fn new(name: &'static str, sites: usize) -> Self {
+        StockSubscribers {
+            name,
+            sites_watched: sites,
+            server: None,
+            sites: Vec::new(),
+            tokens: Vec::new(),
+            readers: Vec::new(),
+            stop: None,
+            stats: Arc::default(),
+            notes: Vec::new(),
+        }
+    }
+
     async fn start(&mut self, ctx: &Context) -> Result<()> {
         if let Some(limit) = stock_common::open_file_limit()
             && limit < (SUBSCRIBERS + 2_000) as u64
@@ -104,8 +120,8 @@ impl StockSubscribers {
                 "open-file limit {limit} is too low for {SUBSCRIBERS} WebSockets: raise `ulimit -n` to 20000 or more"
             );
         }
-        let server = Server::start(ctx, "stock-subscribers", &Storage::Sqlite).await?;
-        self.sites = server.seed_sites(SITES, 1_000_000, 16).await?;
+        let server = Server::start(ctx, self.name, &ctx.storage).await?;
+        self.sites = server.seed_sites(self.sites_watched, 1_000_000, 16).await?;
         self.tokens = self
             .sites
             .iter()
@@ -116,7 +132,7 @@ impl StockSubscribers {
         let addr = server.ws_addr();
         let mut connecting = Vec::with_capacity(SUBSCRIBERS);
         for i in 0..SUBSCRIBERS {
-            let site = i % SITES;
+            let site = i % self.sites_watched;
             let (addr, token, code, gate) = (
                 addr.clone(),
                 self.tokens[site].clone(),
@@ -155,13 +171,16 @@ impl StockSubscribers {
         let delivered_before = self.stats.delivered.load(Ordering::Relaxed);
         let lagged_before = self.stats.lagged.load(Ordering::Relaxed);
         self.stats.latencies.lock().await.clear();
-        // One change per site per second: a write every 1/SITES s, round robin over the sites.
-        let interval = Duration::from_secs_f64(1.0 / SITES as f64);
+        // One change per site per second: a write every 1/sites s, round robin over the sites.
+        let sites = self.sites_watched;
+        let interval = Duration::from_secs_f64(1.0 / sites as f64);
         let total = ctx.load.warmup + ctx.load.duration;
         let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let start = Instant::now();
+        let cpu_server = stock_common::cpu_seconds(Some(server.pid()))?;
+        let cpu_load = stock_common::cpu_seconds(None)?;
         let mut measuring = false;
         let mut writes = Vec::new();
         let mut n = 0usize;
@@ -174,7 +193,7 @@ impl StockSubscribers {
                     .store(chrono::Utc::now().timestamp_micros(), Ordering::Relaxed);
                 self.stats.recording.store(true, Ordering::Relaxed);
             }
-            let site = n % SITES;
+            let site = n % sites;
             n += 1;
             let (client, token, body) = (
                 client.clone(),
@@ -199,12 +218,14 @@ impl StockSubscribers {
             }));
         }
         let scheduled_secs = start.elapsed().as_secs_f64();
+        let server_cores = (stock_common::cpu_seconds(Some(server.pid()))? - cpu_server) / scheduled_secs;
+        let load_cores = (stock_common::cpu_seconds(None)? - cpu_load) / scheduled_secs;
         for w in writes {
             w.await?;
         }
         let writes_ok = ok.load(Ordering::Relaxed);
         // Every committed write reaches its site's 10 subscribers (or they are told they lagged).
-        let expected = writes_ok * (SUBSCRIBERS / SITES) as u64;
+        let expected = writes_ok * (SUBSCRIBERS / sites) as u64;
         let deadline = Instant::now() + Duration::from_secs(10);
         let (delivered, lagged) = loop {
             let d = self.stats.delivered.load(Ordering::Relaxed) - delivered_before;
@@ -228,42 +249,44 @@ impl StockSubscribers {
         }
         ensure!(!lat.is_empty(), "no deliveries measured in run {run}");
         Ok(vec![
-            Measurement::new("stock-subscribers p50 commit→client", percentile(&lat, 0.50), "ms"),
-            Measurement::new("stock-subscribers p99 commit→client", percentile(&lat, 0.99), "ms"),
+            Measurement::new(format!("{} p50 commit→client", self.name), percentile(&lat, 0.50), "ms"),
+            Measurement::new(format!("{} p99 commit→client", self.name), percentile(&lat, 0.99), "ms"),
             Measurement::new(
-                "stock-subscribers max commit→client",
+                format!("{} max commit→client", self.name),
                 f64::from(*lat.last().unwrap_or(&0.0)),
                 "ms",
             ),
             Measurement::new(
-                "stock-subscribers deliveries",
+                format!("{} deliveries", self.name),
                 delivered as f64 / scheduled_secs,
                 "deliveries/s",
             ),
             Measurement::new(
-                "stock-subscribers writes",
+                format!("{} writes", self.name),
                 writes_ok as f64 / scheduled_secs,
                 "writes/s",
             ),
             Measurement::new(
-                "stock-subscribers missed deliveries",
+                format!("{} missed deliveries", self.name),
                 (expected.saturating_sub(delivered)) as f64,
                 "deliveries",
             ),
-            Measurement::new("stock-subscribers live subscriptions", subs, "subscriptions"),
-            Measurement::new("stock-subscribers server RSS", rss, "MiB"),
-            Measurement::new("stock-subscribers server peak RSS", peak, "MiB"),
+            Measurement::new(format!("{} live subscriptions", self.name), subs, "subscriptions"),
+            Measurement::new(format!("{} server CPU", self.name), server_cores, "cores"),
+            Measurement::new(format!("{} load generator CPU", self.name), load_cores, "cores"),
+            Measurement::new(format!("{} server RSS", self.name), rss, "MiB"),
+            Measurement::new(format!("{} server peak RSS", self.name), peak, "MiB"),
         ])
     }
 }
 
 impl Scenario for StockSubscribers {
     fn name(&self) -> &'static str {
-        "stock-subscribers"
+        self.name
     }
 
     fn describe(&self) -> &'static str {
-        "10,000 stockChanged subscribers (10 per site, 1,000 sites) at 1 change/s/site: commit→client latency and server RSS"
+        "10,000 stockChanged subscribers spread over N sites, each site changing once per second: commit→client latency, server RSS"
     }
 
     fn setup<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<()>> {
@@ -291,11 +314,15 @@ impl Scenario for StockSubscribers {
 
     fn notes(&self, ctx: &Context) -> Vec<String> {
         let mut notes = vec![format!(
-            "stock-subscribers: {SUBSCRIBERS} WebSocket subscribers in the load process, each `stockChanged(site)` of one of \
-             {SITES} sites; writes at a fixed {SITES}/s (1 per site per second, open loop) for {:?} warm-up + {:?} measured \
-             per run; latency = arrival − the entry's recordedAt (set in the transaction before commit); SQLite; server, \
+            "{}: {SUBSCRIBERS} WebSocket subscribers in the load process, each `stockChanged(site)` of one of \
+             {sites} sites; writes at a fixed {sites}/s (1 per site per second, open loop) for {:?} warm-up + {:?} measured \
+             per run; latency = arrival − the entry's recordedAt (taken in the writing transaction, before commit); {}; server, \
              writer and subscribers share the machine. Targets: p99 ≤ 100 ms, RSS ≤ 512 MiB.",
-            ctx.load.warmup, ctx.load.duration
+            self.name,
+            ctx.load.warmup,
+            ctx.load.duration,
+            ctx.storage.label(),
+            sites = self.sites_watched
         )];
         notes.extend(self.notes.iter().cloned());
         notes

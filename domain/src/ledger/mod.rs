@@ -217,8 +217,9 @@ pub async fn receive(store: &Store, actor: &Actor, r: &Receipt) -> DomainResult<
         product: &r.product,
         lot: &r.lot,
     };
-    let now = Utc::now();
     let tx = store.write().await?;
+    // Taken once the writer lock is held, so it is the moment of recording, not of queueing.
+    let now = Utc::now();
     let expiry = sql::ensure_lot(&*tx, &r.product, &r.lot, r.expiry_date, now).await?;
     if expiry != r.expiry_date {
         return Err(DomainError::invalid(
@@ -310,6 +311,7 @@ pub async fn withdraw(store: &Store, actor: &Actor, w: &Withdrawal) -> DomainRes
     // data-modifying WITH).
     let municipality = site_municipality(store.db(), &w.site).await?;
     let tx = store.write().await?;
+    entry.recorded_at = Utc::now();
     // The expiry date is only needed to create a row, which an outflow never does.
     let Some(moved) = sql::move_balance(&*tx, key, effect, today, guard, entry.recorded_at).await? else {
         return Err(refusal(&*tx, key, quantity.get(), guard).await);
@@ -351,8 +353,9 @@ pub async fn transfer(store: &Store, actor: &Actor, t: &Transfer) -> DomainResul
     let inflow = Effect::of(EntryKind::TransferredIn, quantity)
         .ok_or_else(|| DomainError::invalid("input.quantity", "too large"))?;
     let guard = ExpiryGuard::Unexpired(today);
-    let now = Utc::now();
     let tx = store.write().await?;
+    // Taken once the writer lock is held, so it is the moment of recording, not of queueing.
+    let now = Utc::now();
     // Rows in site-code order (see the module comment).
     let (out_moved, in_moved) = if t.from < t.to {
         let Some(o) = sql::move_balance(&*tx, out_key, out, expiry, guard, now).await? else {
@@ -450,8 +453,9 @@ pub async fn reverse(
     authz::can_write_stock(actor, site)?;
     let reason = bounded_text(reason, 1, MAX_NOTE, "reason")?;
     let today = today_in_japan();
-    let now = Utc::now();
     let tx = store.write().await?;
+    // Taken once the writer lock is held, so it is the moment of recording, not of queueing.
+    let now = Utc::now();
     let original = stock_entry::Entity::find_by_id(entry_id)
         .filter(stock_entry::Column::SiteCode.eq(site.as_str()))
         .one(&*tx)
@@ -604,8 +608,9 @@ pub async fn report(store: &Store, actor: &Actor, r: &ReportDraft) -> DomainResu
     }
     let municipality = site_municipality(store.db(), &r.site).await?;
     let label = actor.label();
-    let now = Utc::now();
     let tx = store.write().await?;
+    // Taken once the writer lock is held, so it is the moment of recording, not of queueing.
+    let now = Utc::now();
     let report_id = query::insert_report(&*tx, &r.site, counted_on, &reason, &label, now).await?;
     let mut changes = Vec::new();
     let mut stored = Vec::with_capacity(lines.len());
