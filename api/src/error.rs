@@ -27,6 +27,20 @@ pub fn unauthenticated(message: impl Into<String>) -> async_graphql::Error {
     coded(message, code::UNAUTHENTICATED)
 }
 
+/// A subscription item telling the subscriber it may have missed changes and should refetch:
+/// CONFLICT, with `extensions.missed` = the number of changes skipped (0 when unknown, after an
+/// interrupted link between instances). The subscription goes on.
+pub fn missed(m: crate::events::Missed) -> async_graphql::Error {
+    let n = match m {
+        crate::events::Missed::Lagged(n) => n,
+        crate::events::Missed::Interrupted => 0,
+    };
+    async_graphql::Error::new(m.to_string()).extend_with(move |_, e| {
+        e.set("code", code::CONFLICT);
+        e.set("missed", n);
+    })
+}
+
 /// The GraphQL form of a domain error.
 pub fn from_domain(e: DomainError) -> async_graphql::Error {
     match &e {

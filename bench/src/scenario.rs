@@ -121,6 +121,16 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
         Box::new(scenarios::import::Import::default()),
         Box::new(scenarios::graphql_overhead::GraphqlOverhead::default()),
         Box::new(scenarios::public_search::PublicSearch::default()),
+        Box::new(scenarios::ledger_writes::LedgerWrites::default()),
+        Box::new(scenarios::stock_subscribers::StockSubscribers::new(
+            "stock-subscribers",
+            1_000,
+        )),
+        Box::new(scenarios::stock_subscribers::StockSubscribers::new(
+            "stock-subscribers-100",
+            100,
+        )),
+        Box::new(scenarios::subscriber_churn::SubscriberChurn::default()),
     ]
 }
 

@@ -14,6 +14,8 @@
 //! - [`public`]: anonymous reads for the public site and the open feed ([`public::PublicSite`]
 //!   is the only shape in which a site leaves anonymously); [`feed`]: its SMART Scheduling
 //!   Links mapping (pure).
+//! - [`stock`]: the stock ledger's vocabulary and pure rules (entry kinds, reversals,
+//!   transfers, days of supply); [`ledger`]: the stock service over it.
 //! - [`entities`]: SeaORM storage shapes, never handed to callers.
 //! - [`store`]: the database handle and the single way to open a write transaction.
 //! - [`error`]: the one error type services return.
@@ -32,6 +34,7 @@ pub mod codes;
 pub mod entities;
 pub mod error;
 pub mod feed;
+pub mod ledger;
 pub mod order;
 pub mod outbox;
 pub mod product;
@@ -41,6 +44,7 @@ pub mod quantity;
 pub mod reservations;
 pub mod site;
 pub mod sites;
+pub mod stock;
 pub mod store;
 
 pub use error::{DomainError, DomainResult};

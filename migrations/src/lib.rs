@@ -13,6 +13,7 @@ mod m20261126_000002_sites;
 mod m20261127_000001_products;
 mod m20261127_000010_allocation;
 mod m20261127_000011_orders_outbox;
+mod m20261127_000020_stock_ledger;
 mod m20261127_000030_availability;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000030_availability::Migration),
             Box::new(m20261127_000010_allocation::Migration),
             Box::new(m20261127_000011_orders_outbox::Migration),
+            Box::new(m20261127_000020_stock_ledger::Migration),
         ]
     }
 }

@@ -13,4 +13,7 @@ mod public_browser;
 mod reference;
 mod schema;
 mod sites;
+mod stock;
 mod subscriptions;
+mod subscriptions_stock;
+mod two_instances;

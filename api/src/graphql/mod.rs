@@ -7,6 +7,8 @@ mod inputs;
 pub mod products;
 pub mod scalars;
 mod sites;
+mod stock;
+mod stock_types;
 pub mod types;
 
 use std::collections::HashMap;
@@ -151,6 +153,7 @@ pub struct Query(
     products::ProductQuery,
     availability::AvailabilityQuery,
     allocation::AllocationQuery,
+    stock::StockQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -158,10 +161,11 @@ pub struct Mutation(
     sites::SiteMutation,
     availability::AvailabilityMutation,
     allocation::AllocationMutation,
+    stock::StockMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(sites::SiteSubscription);
+pub struct Subscription(sites::SiteSubscription, stock::StockSubscription);
 
 /// The schema's types only, no runtime data: used for the SDL export and by the server, which
 /// adds the store, reference data, limits and extensions.
