@@ -44,7 +44,12 @@ pub fn missed(m: crate::events::Missed) -> async_graphql::Error {
 /// The GraphQL form of a domain error.
 pub fn from_domain(e: DomainError) -> async_graphql::Error {
     match &e {
-        DomainError::Invalid { .. } => coded(e.to_string(), code::BAD_USER_INPUT),
+        DomainError::Invalid { field, .. } => {
+            // The input path (e.g. `input.lots[1].expiryDate`) also as data, for clients that
+            // highlight the offending field.
+            let field = field.clone();
+            coded(e.to_string(), code::BAD_USER_INPUT).extend_with(move |_, x| x.set("field", field.as_str()))
+        }
         DomainError::NotFound { .. } => coded(e.to_string(), code::NOT_FOUND),
         DomainError::Conflict(_) => coded(e.to_string(), code::CONFLICT),
         DomainError::Forbidden(_) => coded(e.to_string(), code::FORBIDDEN),

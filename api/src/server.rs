@@ -28,6 +28,7 @@ use crate::auth::{AuthError, AuthSettings, Authenticator, bearer_token};
 use crate::error::code;
 use crate::events::Events;
 use crate::graphql::availability::AvailabilityLoader;
+use crate::graphql::deliveries::FulfilmentLoader;
 use crate::graphql::{self, Caller, Principal, RefData, VsysSchema};
 use crate::public::generations::Generations;
 use crate::public::limit::{self, RateLimit};
@@ -156,6 +157,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
         .data(events.clone())
         .data(changes)
         .data(DataLoader::new(AvailabilityLoader(store.clone()), tokio::spawn))
+        .data(DataLoader::new(FulfilmentLoader(store.clone()), tokio::spawn))
         .extension(crate::metrics::GraphqlObservability)
         .limit_depth(12)
         .limit_complexity(5_000)

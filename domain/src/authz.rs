@@ -525,6 +525,34 @@ pub fn can_write_stock(actor: &Actor, site: &SiteCode) -> Result<(), Denied> {
     }
 }
 
+/// Registering a delivery against an order: the wholesaler the order is addressed to (or the
+/// server's operator). Nobody else speaks for a wholesaler's trucks.
+pub fn can_register_delivery(actor: &Actor, addressed_to: &WholesalerId) -> Result<(), Denied> {
+    match actor {
+        Actor::System => Ok(()),
+        Actor::Wholesaler(w) if w == addressed_to => Ok(()),
+        Actor::Wholesaler(_) => deny("this order is addressed to another wholesaler"),
+        _ => deny("deliveries are registered by the wholesaler the order is addressed to"),
+    }
+}
+
+/// Confirming receipt of a delivery (accepted and rejected vials): the receiving site, since
+/// the accepted vials enter its stock (see [`can_write_stock`]).
+pub fn can_confirm_receipt(actor: &Actor, site: &SiteCode) -> Result<(), Denied> {
+    match actor {
+        Actor::System => Ok(()),
+        Actor::Site(s) if s == site => Ok(()),
+        Actor::Site(_) => deny("a site confirms only deliveries made to it"),
+        _ => deny("receipt is confirmed by the site the delivery was made to"),
+    }
+}
+
+/// Who reads deliveries: exactly who reads their orders ([`order_read_scope`]) — a wholesaler
+/// its own, a site its own, a municipality or prefecture those of its sites, NATIONAL all.
+pub fn delivery_read_scope(actor: &Actor) -> Result<OrderScope, Denied> {
+    order_read_scope(actor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,6 +562,37 @@ mod tests {
     }
     fn sc(s: &str) -> SiteCode {
         s.parse().expect("site code")
+    }
+
+    #[test]
+    fn deliveries_are_registered_by_the_addressee_and_confirmed_by_the_site() {
+        let suzuken: WholesalerId = "suzuken".parse().expect("w");
+        let medipal: WholesalerId = "medipal".parse().expect("w");
+        let site = sc("1311010019");
+        let other = sc("1311010027");
+        let m131016 = Actor::Municipality(m("131016"));
+        let cases: &[(Actor, bool, bool)] = &[
+            (Actor::System, true, true),
+            (Actor::National, false, false),
+            (Actor::Prefecture("13".parse().expect("p")), false, false),
+            (m131016, false, false),
+            (Actor::Site(site), false, true),
+            (Actor::Site(other), false, false),
+            (Actor::Wholesaler(suzuken.clone()), true, false),
+            (Actor::Wholesaler(medipal), false, false),
+            (Actor::MedicalAssociation(vec![m("131016")]), false, false),
+            (Actor::Federation("13".parse().expect("p")), false, false),
+        ];
+        for (actor, register, confirm) in cases {
+            assert_eq!(
+                can_register_delivery(actor, &suzuken).is_ok(),
+                *register,
+                "{actor:?} register"
+            );
+            assert_eq!(can_confirm_receipt(actor, &site).is_ok(), *confirm, "{actor:?} confirm");
+        }
+        assert!(delivery_read_scope(&Actor::MedicalAssociation(vec![m("131016")])).is_err());
+        assert!(delivery_read_scope(&Actor::Federation("13".parse().expect("p"))).is_err());
     }
 
     #[test]

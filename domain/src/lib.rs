@@ -16,6 +16,8 @@
 //!   Links mapping (pure).
 //! - [`stock`]: the stock ledger's vocabulary and pure rules (entry kinds, reversals,
 //!   transfers, days of supply); [`ledger`]: the stock service over it.
+//! - [`delivery`]: deliveries against orders and receipt confirmation (pure rules);
+//!   [`deliveries`]: the service (accepted vials enter the ledger).
 //! - [`entities`]: SeaORM storage shapes, never handed to callers.
 //! - [`store`]: the database handle and the single way to open a write transaction.
 //! - [`error`]: the one error type services return.
@@ -31,6 +33,8 @@ pub mod authz;
 pub mod availability;
 mod bulk;
 pub mod codes;
+pub mod deliveries;
+pub mod delivery;
 pub mod entities;
 pub mod error;
 pub mod feed;

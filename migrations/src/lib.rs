@@ -14,6 +14,7 @@ mod m20261127_000001_products;
 mod m20261127_000010_allocation;
 mod m20261127_000011_orders_outbox;
 mod m20261127_000020_stock_ledger;
+mod m20261127_000021_deliveries;
 mod m20261127_000030_availability;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000010_allocation::Migration),
             Box::new(m20261127_000011_orders_outbox::Migration),
             Box::new(m20261127_000020_stock_ledger::Migration),
+            Box::new(m20261127_000021_deliveries::Migration),
         ]
     }
 }

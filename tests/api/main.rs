@@ -6,6 +6,7 @@ mod allocation;
 mod auth;
 mod availability;
 mod cli;
+mod deliveries;
 mod import;
 mod ops;
 mod public;

@@ -478,6 +478,14 @@ impl Order {
     async fn created_by(&self) -> &str {
         &self.0.created_by
     }
+    /// Ordered / delivered / accepted vials: sums over the order's deliveries.
+    async fn fulfilment(&self, ctx: &Context<'_>) -> async_graphql::Result<super::deliveries::OrderFulfilment> {
+        super::deliveries::fulfilment_of(ctx, &self.0).await
+    }
+    /// The deliveries registered against this order, newest first.
+    async fn deliveries(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::deliveries::Delivery>> {
+        super::deliveries::deliveries_of(ctx, &self.0.id).await
+    }
 }
 
 /// A message waiting for (or delivered to) a partner.

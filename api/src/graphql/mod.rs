@@ -3,6 +3,7 @@
 
 pub mod allocation;
 pub mod availability;
+pub mod deliveries;
 mod inputs;
 pub mod products;
 pub mod scalars;
@@ -154,6 +155,7 @@ pub struct Query(
     availability::AvailabilityQuery,
     allocation::AllocationQuery,
     stock::StockQuery,
+    deliveries::DeliveryQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -162,6 +164,7 @@ pub struct Mutation(
     availability::AvailabilityMutation,
     allocation::AllocationMutation,
     stock::StockMutation,
+    deliveries::DeliveryMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -53,7 +53,7 @@ impl Event for Change {
     }
 }
 
-fn publish(ctx: &Context<'_>, changes: &[Arc<Change>]) -> async_graphql::Result<()> {
+pub(super) fn publish(ctx: &Context<'_>, changes: &[Arc<Change>]) -> async_graphql::Result<()> {
     let events = ctx.data::<Events>()?;
     for c in changes {
         events.publish(Change::clone(c));

@@ -6,6 +6,8 @@ pub mod allocation;
 pub mod allocation_line;
 pub mod allocation_request;
 pub mod assigned_code_serial;
+pub mod delivery;
+pub mod delivery_lot;
 pub mod lot;
 pub mod municipality;
 pub mod order;

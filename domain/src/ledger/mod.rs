@@ -13,7 +13,7 @@
 //! Must not: know about GraphQL, HTTP or the event bus.
 
 mod query;
-mod sql;
+pub(crate) mod sql;
 
 use chrono::{NaiveDate, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect};
@@ -39,9 +39,9 @@ use sql::{ExpiryGuard, Key, NewEntry};
 /// Longest free-text note on an entry, in characters.
 const MAX_NOTE: usize = 500;
 
-/// Vials arriving at a site. `delivery` names the delivery being booked; until deliveries are
-/// recorded in this system it is `None` (a receipt recorded by the site, e.g. an opening
-/// balance or a delivery made outside it).
+/// Vials a site records as arrived by itself (an opening balance, or a delivery made outside
+/// this system). Deliveries registered here are booked by `deliveries::confirm_receipt`
+/// through [`receive_delivered`] instead; `delivery` stays `None` on this path.
 #[derive(Debug, Clone)]
 pub struct Receipt {
     pub site: SiteCode,
@@ -252,6 +252,51 @@ pub async fn receive(store: &Store, actor: &Actor, r: &Receipt) -> DomainResult<
     let id = sql::insert_entry(&*tx, &entry).await?;
     tx.commit().await?;
     Ok(change(key, site.details.municipality, &entry, id, expiry))
+}
+
+/// A RECEIVED entry for vials a site accepted from a delivery, inside the caller's transaction
+/// (`deliveries::confirm_receipt`, which has checked the site, the lot and the date). The lot
+/// is on record already: its delivery registered it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn receive_delivered<C: ConnectionTrait>(
+    tx: &C,
+    site: &SiteCode,
+    municipality: MunicipalityCode,
+    product: &ProductCode,
+    lot: &LotNumber,
+    expiry: NaiveDate,
+    quantity: Vials,
+    received_on: NaiveDate,
+    now: chrono::DateTime<Utc>,
+    actor: &str,
+    delivery: i64,
+) -> DomainResult<StockChange> {
+    let quantity = stock::movement_quantity(quantity, "input.lots.accepted")?;
+    let key = Key { site, product, lot };
+    let effect = Effect::of(EntryKind::Received, quantity)
+        .ok_or_else(|| DomainError::invalid("input.lots.accepted", "too large"))?;
+    let moved = sql::move_balance(tx, key, effect, expiry, ExpiryGuard::None, now)
+        .await?
+        .ok_or_else(|| DomainError::Corrupt("an inflow changed no balance".into()))?;
+    let note = format!("delivery {delivery}");
+    let entry = NewEntry {
+        key,
+        kind: EntryKind::Received,
+        quantity: effect.on_hand,
+        balance_after: moved.on_hand,
+        waste_reason: None,
+        note: &note,
+        occurred_on: received_on,
+        recorded_at: now,
+        actor,
+        counterpart: None,
+        paired_entry: None,
+        reverses: None,
+        delivery: Some(delivery),
+        report: None,
+    };
+    let id = sql::insert_entry(tx, &entry).await?;
+    Ok(change(key, municipality, &entry, id, expiry))
 }
 
 /// Books vials leaving a site's stock: ADMINISTERED or WASTED (from a lot that has not expired)
