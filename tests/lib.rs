@@ -129,30 +129,37 @@ impl Drop for TestDb {
     }
 }
 
-/// The configuration test servers start with: port 0, the test secret, Redis when
-/// `TEST_REDIS_URL` is set (with keys and channels under a prefix of their own, so parallel
-/// tests never see each other's cache generations or events), and public rate limiting off
-/// (the tests of limiting turn it on).
-pub fn test_config(db: &TestDb) -> ServerConfig {
+/// A Redis key and channel prefix no other test server (of this run, of another run, or of
+/// another engineer's run on the same Redis) uses, so tests never see each other's cache
+/// generations or events.
+pub fn unique_redis_prefix() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "vsys-test:{}:{}:{}:",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        chrono::Utc::now().timestamp_micros()
+    )
+}
+
+/// The configuration test servers start with: port 0, the test secret, Redis when
+/// `TEST_REDIS_URL` is set (under a prefix of its own, see [`unique_redis_prefix`]), public
+/// rate limiting off (the tests of limiting turn it on) and the default WebSocket pings.
+pub fn test_config(db: &TestDb) -> ServerConfig {
     ServerConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         database_url: db.url.clone(),
         redis_url: std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()),
+        redis_prefix: unique_redis_prefix(),
         auth: test_auth(),
         max_body_bytes: 32 * 1024 * 1024,
         public: api::public::PublicSettings {
             rate_per_second: 0.0,
-            redis_prefix: format!(
-                "vsys-test:{}:{}:{}:",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed),
-                chrono::Utc::now().timestamp_micros()
-            ),
             ..Default::default()
         },
         // Tests drive outbox workers themselves (synchronously), never in the background.
         outbox_worker: None,
+        websocket_ping: api::ws::DEFAULT_PING,
     }
 }
 
@@ -162,6 +169,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub running: Option<Running>,
     pub db: TestDb,
+    /// The Redis key and channel prefix of this server (shared by servers of one deployment).
+    pub redis_prefix: String,
 }
 
 impl TestApp {
@@ -174,16 +183,36 @@ impl TestApp {
         Self::spawn_with(db, |_| {}).await
     }
 
+    /// A server pinging WebSocket peers every `ping` (and dropping those silent for three).
+    pub async fn spawn_with_ping(ping: std::time::Duration) -> TestApp {
+        Self::spawn_with(TestDb::new().await, |cfg| cfg.websocket_ping = ping).await
+    }
+
+    /// A second server of the same deployment as `other`: same database and Redis prefix
+    /// (PostgreSQL only; the database stays `other`'s to drop).
+    pub async fn spawn_on_shared(other: &TestApp) -> TestApp {
+        assert!(other.db.is_postgres(), "instances share a database only on PostgreSQL");
+        let db = TestDb {
+            url: other.db.url.clone(),
+            pg: None,
+            _dir: None,
+        };
+        let prefix = other.redis_prefix.clone();
+        Self::spawn_with(db, |cfg| cfg.redis_prefix = prefix).await
+    }
+
     /// As [`TestApp::spawn_on`], with the configuration adjusted first (e.g. public limits).
     pub async fn spawn_with(db: TestDb, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
         let mut cfg = test_config(&db);
         adjust(&mut cfg);
+        let redis_prefix = cfg.redis_prefix.clone();
         let running = api::server::start(cfg).await.expect("server starts");
         TestApp {
             addr: running.addr,
             client: reqwest::Client::new(),
             running: Some(running),
             db,
+            redis_prefix,
         }
     }
 
@@ -334,4 +363,190 @@ pub fn tokyo_clinic_code(serial: u32) -> String {
     domain::codes::SiteCode::with_check_digit(&format!("131{serial:06}"))
         .expect("valid code")
         .to_string()
+}
+
+/// A GraphQL WebSocket client speaking graphql-transport-ws, as a browser would.
+pub struct WsClient {
+    ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    next_id: u32,
+}
+
+/// How long a test waits for something that should happen promptly.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+impl WsClient {
+    /// Connects, sends `connection_init` with the token (if any) and waits for the ack. An
+    /// `Err` carries what the server said instead (a close frame or an error).
+    pub async fn connect(addr: SocketAddr, token: Option<&str>) -> Result<WsClient, String> {
+        Self::connect_with(addr, token, None).await
+    }
+
+    /// As [`WsClient::connect`], with the client socket's receive buffer set to `recv_buffer`
+    /// bytes (a small one makes a client that stops reading back up quickly).
+    pub async fn connect_with(
+        addr: SocketAddr,
+        token: Option<&str>,
+        recv_buffer: Option<u32>,
+    ) -> Result<WsClient, String> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        if let Some(n) = recv_buffer {
+            socket.set_recv_buffer_size(n).expect("SO_RCVBUF");
+        }
+        let stream = socket.connect(addr).await.expect("connect");
+        let mut request = format!("ws://{addr}/graphql/ws")
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        let (ws, _) = tokio_tungstenite::client_async(request, stream)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let mut client = WsClient { ws, next_id: 0 };
+        let payload = match token {
+            Some(t) => json!({ "Authorization": format!("Bearer {t}") }),
+            None => json!({}),
+        };
+        client
+            .send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        match client.recv().await {
+            Some(m) if m["type"] == "connection_ack" => Ok(client),
+            Some(m) => Err(m.to_string()),
+            None => Err("closed".into()),
+        }
+    }
+
+    async fn send(&mut self, v: Value) {
+        use futures_util::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(v.to_string().into()))
+            .await
+            .expect("ws send");
+    }
+
+    /// The next protocol message (answering pings), or `None` when the server closed; the
+    /// close frame's code and reason come back as `{"type": "close", …}`. Panics after
+    /// [`DEADLINE`].
+    pub async fn recv(&mut self) -> Option<Value> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let msg = tokio::time::timeout(DEADLINE, self.ws.next())
+                .await
+                .expect("a WebSocket message within the deadline");
+            match msg {
+                None | Some(Err(_)) => return None,
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).expect("JSON message");
+                    if v["type"] == "ping" {
+                        self.send(json!({ "type": "pong" })).await;
+                        continue;
+                    }
+                    return Some(v);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Some(json!({
+                        "type": "close",
+                        "code": frame.as_ref().map(|f| u16::from(f.code)),
+                        "reason": frame.as_ref().map(|f| f.reason.to_string()),
+                    }));
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Starts a subscription; returns its id.
+    pub async fn subscribe(&mut self, query: &str, variables: Value) -> String {
+        self.next_id += 1;
+        let id = self.next_id.to_string();
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
+            .await;
+        id
+    }
+
+    /// Ends a subscription.
+    pub async fn complete(&mut self, id: &str) {
+        self.send(json!({ "id": id, "type": "complete" })).await;
+    }
+
+    /// The next message for subscription `id` (`next`, `error` or `complete`).
+    pub async fn next_for(&mut self, id: &str) -> Value {
+        loop {
+            let m = self
+                .recv()
+                .await
+                .unwrap_or_else(|| panic!("closed while waiting for subscription {id}"));
+            if m["id"] == id || m["type"] == "close" {
+                return m;
+            }
+        }
+    }
+
+    /// The `data` of the next event of subscription `id`; panics on anything else.
+    pub async fn next_data(&mut self, id: &str) -> Value {
+        let m = self.next_for(id).await;
+        assert!(
+            m["type"] == "next" && m["payload"].get("errors").is_none(),
+            "expected an event on {id}, got {m}"
+        );
+        m["payload"]["data"].clone()
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
+    /// Gives up the TCP connection without a close frame (a client that vanished).
+    pub fn abandon(self) {
+        drop(self);
+    }
+}
+
+impl TestApp {
+    /// A WebSocket client that passed `connection_init` with `token`.
+    pub async fn ws(&self, token: &str) -> WsClient {
+        WsClient::connect(self.addr, Some(token)).await.expect("connection_ack")
+    }
+
+    /// The server's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// Polls `/metrics` until `metric` (the exact series, e.g.
+    /// `vsys_event_subscriptions{topic="stock"}`) equals `want`; panics after [`DEADLINE`].
+    pub async fn wait_for_metric(&self, metric: &str, want: f64) {
+        let start = std::time::Instant::now();
+        loop {
+            let text = self.metrics().await;
+            let value = metric_value(&text, metric).unwrap_or(0.0);
+            if value == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{metric} stayed at {value}, expected {want}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The value of one series in Prometheus text, if present.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
 }

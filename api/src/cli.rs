@@ -9,7 +9,9 @@ use domain::store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::auth::{DEV_JWT_SECRET, issue_hs256};
-use crate::config::{AllocationsCommand, Cli, Command, OutboxCommand, ServeArgs, SitesCommand, TokenCommand};
+use crate::config::{
+    AllocationsCommand, Cli, Command, OutboxCommand, ServeArgs, SitesCommand, StockCommand, TokenCommand,
+};
 use crate::server::{self, ServerConfig};
 
 /// Largest site-master file `vsys sites import` reads (Japan's ~70,000 sites are ~15 MB).
@@ -72,6 +74,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Stock(StockCommand::Reconcile { db }) => {
+            let store = Store::new(crate::db::connect(&db.database_url).await?);
+            let mismatches = domain::ledger::reconcile(&store).await?;
+            for m in &mismatches {
+                println!(
+                    "site {} {} lot {}: {} is {}, the entries say {}",
+                    m.site, m.product, m.lot, m.column, m.stored, m.from_entries
+                );
+            }
+            if mismatches.is_empty() {
+                println!("stock balances equal the ledger");
+                Ok(())
+            } else {
+                anyhow::bail!("{} balance figures differ from the ledger", mismatches.len())
+            }
+        }
     }
 }
 
@@ -106,10 +124,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         database_url: args.db.database_url.clone(),
         redis_url: args.redis_url.clone(),
+        redis_prefix: args.redis_prefix.clone(),
         auth: args.jwt.settings(),
         max_body_bytes: args.max_body_bytes,
         public: args.public.settings(),
         outbox_worker: args.outbox.outbox_worker.then(|| args.outbox.worker_config()),
+        websocket_ping: std::time::Duration::from_secs(args.ws_ping_secs),
     };
     let store = Store::new(crate::db::connect(&cfg.database_url).await?);
     if args.demo {

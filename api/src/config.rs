@@ -45,6 +45,9 @@ pub enum Command {
     /// The outbox of messages to partners.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Site stock.
+    #[command(subcommand)]
+    Stock(StockCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +59,16 @@ pub enum OutboxCommand {
         db: DbArgs,
         #[command(flatten)]
         outbox: OutboxArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StockCommand {
+    /// Check that every balance row equals the sum of its ledger entries; exits 1 and lists the
+    /// differences if not.
+    Reconcile {
+        #[command(flatten)]
+        db: DbArgs,
     },
 }
 
@@ -109,6 +122,10 @@ pub struct ServeArgs {
     /// Redis for cross-instance events and readiness; unset: in-process only.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Prefix of this deployment's Redis keys and channels (instances of one deployment share
+    /// it; deployments sharing a Redis must not).
+    #[arg(long, env = "VSYS_REDIS_PREFIX", default_value = crate::server::DEFAULT_REDIS_PREFIX)]
+    pub redis_prefix: String,
     #[command(flatten)]
     pub jwt: JwtArgs,
     /// Log format.
@@ -117,6 +134,9 @@ pub struct ServeArgs {
     /// Fill an empty database with demo data and print a token per role.
     #[arg(long)]
     pub demo: bool,
+    /// Seconds between the server's WebSocket pings; a peer silent for three is dropped.
+    #[arg(long, env = "VSYS_WS_PING_SECS", default_value_t = 30)]
+    pub ws_ping_secs: u64,
     /// Largest request body accepted, in bytes (site imports through GraphQL are the big ones).
     #[arg(long, env = "VSYS_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -209,9 +229,6 @@ pub struct PublicArgs {
     /// (default: http:// + the request's Host).
     #[arg(long, env = "VSYS_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
-    /// Prefix of this deployment's Redis keys and channels (instances of one deployment share it).
-    #[arg(long, env = "VSYS_REDIS_PREFIX", default_value = "vsys:")]
-    pub redis_prefix: String,
 }
 
 impl PublicArgs {
@@ -222,7 +239,6 @@ impl PublicArgs {
             trust_forwarded_for: self.trust_forwarded_for,
             cache_bytes: self.public_cache_mb * 1024 * 1024,
             cache_ttl: std::time::Duration::from_secs(self.public_cache_ttl),
-            redis_prefix: self.redis_prefix.clone(),
             base_url: self.public_base_url.clone(),
             ..Default::default()
         }

@@ -27,10 +27,29 @@ pub fn unauthenticated(message: impl Into<String>) -> async_graphql::Error {
     coded(message, code::UNAUTHENTICATED)
 }
 
+/// A subscription item telling the subscriber it may have missed changes and should refetch:
+/// CONFLICT, with `extensions.missed` = the number of changes skipped (0 when unknown, after an
+/// interrupted link between instances). The subscription goes on.
+pub fn missed(m: crate::events::Missed) -> async_graphql::Error {
+    let n = match m {
+        crate::events::Missed::Lagged(n) => n,
+        crate::events::Missed::Interrupted => 0,
+    };
+    async_graphql::Error::new(m.to_string()).extend_with(move |_, e| {
+        e.set("code", code::CONFLICT);
+        e.set("missed", n);
+    })
+}
+
 /// The GraphQL form of a domain error.
 pub fn from_domain(e: DomainError) -> async_graphql::Error {
     match &e {
-        DomainError::Invalid { .. } => coded(e.to_string(), code::BAD_USER_INPUT),
+        DomainError::Invalid { field, .. } => {
+            // The input path (e.g. `input.lots[1].expiryDate`) also as data, for clients that
+            // highlight the offending field.
+            let field = field.clone();
+            coded(e.to_string(), code::BAD_USER_INPUT).extend_with(move |_, x| x.set("field", field.as_str()))
+        }
         DomainError::NotFound { .. } => coded(e.to_string(), code::NOT_FOUND),
         DomainError::Conflict(_) => coded(e.to_string(), code::CONFLICT),
         DomainError::Forbidden(_) => coded(e.to_string(), code::FORBIDDEN),

@@ -2,10 +2,12 @@
 //! authentication, metrics, and the `vsys` command line.
 //!
 //! Layout:
-//! - [`server`]: routes and lifecycle; [`graphql`]: schema, resolvers, view types, scalars.
+//! - [`server`]: routes and lifecycle; [`graphql`]: schema, resolvers, view types, scalars;
+//!   [`ws`]: GraphQL over WebSocket with server pings.
 //! - [`auth`]: bearer-token verification (HS256 for development, JWKS RS256/ES256 in production).
 //! - [`error`]: domain errors → GraphQL errors with stable codes.
-//! - [`events`]: in-process fan-out of committed changes to subscriptions.
+//! - [`events`]: the event bus (in-process or Redis) fanning committed changes out to
+//!   subscriptions (site master and stock changes).
 //! - [`public`]: the anonymous side: public GraphQL schema, web page, open feed, rate limits,
 //!   response cache.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and structured logs.
@@ -23,3 +25,4 @@ pub mod metrics;
 pub mod public;
 pub mod server;
 pub mod telemetry;
+pub mod ws;

@@ -6,10 +6,14 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute, NextRequest};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextRequest, NextSubscribe,
+};
 use async_graphql::{Response, async_trait::async_trait};
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// The process-wide recorder (one per process, shared by every server a test starts).
@@ -70,6 +74,21 @@ impl Extension for GraphqlObservability {
         let mut resp = next.run(ctx).await;
         resp.errors.iter_mut().for_each(crate::error::ensure_code);
         resp
+    }
+
+    /// Subscriptions do not pass through `request`: give their errors codes here.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream)
+            .map(|mut resp| {
+                resp.errors.iter_mut().for_each(crate::error::ensure_code);
+                resp
+            })
+            .boxed()
     }
 
     async fn execute(

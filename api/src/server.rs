@@ -4,18 +4,20 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_graphql::Data;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use domain::authz::Actor;
 use domain::store::Store;
@@ -24,10 +26,10 @@ use tokio::task::JoinHandle;
 
 use crate::auth::{AuthError, AuthSettings, Authenticator, bearer_token};
 use crate::error::code;
-use crate::events::SiteEvents;
+use crate::events::Events;
 use crate::graphql::availability::AvailabilityLoader;
+use crate::graphql::deliveries::FulfilmentLoader;
 use crate::graphql::{self, Caller, Principal, RefData, VsysSchema};
-use crate::public::bus::AvailabilityBus;
 use crate::public::generations::Generations;
 use crate::public::limit::{self, RateLimit};
 use crate::public::{self, PublicApi, PublicChanges, PublicSettings};
@@ -38,14 +40,23 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub database_url: String,
     pub redis_url: Option<String>,
+    /// Prefix of this deployment's Redis keys and channels: cache generations (`<prefix>g:…`)
+    /// and events (`<prefix>events:<topic>`). Instances of one deployment share it;
+    /// deployments (and test servers) sharing one Redis do not.
+    pub redis_prefix: String,
     pub auth: AuthSettings,
     pub max_body_bytes: usize,
-    /// The public side: rate limits, response cache, feed URL, Redis key prefix.
+    /// The public side: rate limits, response cache, feed URL.
     pub public: PublicSettings,
     /// Run an outbox worker in the background (`None`: messages wait for another instance or
     /// for `vsys outbox drain`; tests drive workers themselves).
     pub outbox_worker: Option<integrations::WorkerConfig>,
+    /// Interval of the server's WebSocket pings; a peer silent for 3 of them is dropped.
+    pub websocket_ping: Duration,
 }
+
+/// The default [`ServerConfig::redis_prefix`].
+pub const DEFAULT_REDIS_PREFIX: &str = "vsys:";
 
 #[derive(Clone)]
 struct AppState {
@@ -53,6 +64,25 @@ struct AppState {
     auth: Authenticator,
     store: Store,
     redis: Option<redis::aio::ConnectionManager>,
+    events: Events,
+    websockets: Arc<AtomicI64>,
+    websocket_ping: Duration,
+}
+
+/// Counts an open WebSocket for as long as it lives.
+struct Open(Arc<AtomicI64>);
+
+impl Open {
+    fn new(n: &Arc<AtomicI64>) -> Open {
+        n.fetch_add(1, Ordering::Relaxed);
+        Open(n.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A running server.
@@ -106,37 +136,37 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
              Never run like this in production."
         );
     }
-    let redis = match &cfg.redis_url {
-        None => None,
+    let (redis, events) = match &cfg.redis_url {
+        None => (None, Events::default()),
         Some(url) => {
             let client = redis::Client::open(url.as_str())?;
-            let conn = redis::aio::ConnectionManager::new(client.clone()).await?;
-            Some((client, conn))
+            let bus = crate::events::redis::RedisBus::connect(url, &format!("{}events:", cfg.redis_prefix)).await?;
+            (
+                Some(redis::aio::ConnectionManager::new(client).await?),
+                Events::new(Arc::new(bus)),
+            )
         }
     };
     let refdata = RefData::load(&store)
         .await
         .map_err(|e| anyhow::anyhow!("loading reference data: {e}"))?;
     let mut background = Vec::new();
-    // With Redis, cache generations and availability events are shared by every instance;
-    // without it they stay in this process (one instance).
-    let (gens, bus) = match &redis {
-        None => (Generations::local(), AvailabilityBus::local()),
-        Some((client, conn)) => {
-            let (bus, relay) = AvailabilityBus::redis(client.clone(), conn.clone(), &cfg.public.redis_prefix).await?;
-            background.push(relay);
-            (Generations::redis(conn.clone(), &cfg.public.redis_prefix), bus)
-        }
+    // With Redis, cache generations (like events) are shared by every instance; without it
+    // they stay in this process (one instance).
+    let gens = match &redis {
+        None => Generations::local(),
+        Some(conn) => Generations::redis(conn.clone(), &cfg.redis_prefix),
     };
-    let changes = PublicChanges::new(gens.clone(), bus.clone());
+    let changes = PublicChanges::new(gens.clone(), events.clone());
     public::refresh_derived(&store, &changes).await;
     background.push(public::spawn_daily_refresh(store.clone(), changes.clone()));
     let schema = graphql::builder()
         .data(store.clone())
         .data(refdata.clone())
-        .data(SiteEvents::default())
+        .data(events.clone())
         .data(changes)
         .data(DataLoader::new(AvailabilityLoader(store.clone()), tokio::spawn))
+        .data(DataLoader::new(FulfilmentLoader(store.clone()), tokio::spawn))
         .extension(crate::metrics::GraphqlObservability)
         .limit_depth(12)
         .limit_complexity(5_000)
@@ -148,12 +178,22 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
         cfg.public.trust_forwarded_for,
     );
     background.push(public::spawn_limit_sweeper(limit.clone()));
-    let public_api = PublicApi::new(store.clone(), refdata, gens, bus, &cfg.public);
+    let public_api = PublicApi::new(
+        store.clone(),
+        refdata,
+        gens,
+        events.clone(),
+        &cfg.public,
+        cfg.websocket_ping,
+    );
     let state = AppState {
         schema,
         auth,
         store: store.clone(),
-        redis: redis.map(|(_, conn)| conn),
+        redis,
+        events,
+        websockets: Arc::new(AtomicI64::new(0)),
+        websocket_ping: cfg.websocket_ping,
     };
     let anonymous_limit =
         axum::middleware::from_fn_with_state((limit.clone(), limit::Scope::Anonymous), limit::limit_requests);
@@ -178,6 +218,10 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
     let join = tokio::spawn(async move {
+        // No Nagle delay: responses and subscription events are small and latency matters.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async {
                 let _ = rx.await;
@@ -276,36 +320,45 @@ async fn graphql_http(
 
 /// graphql-transport-ws (and the legacy protocol). The token comes in `connection_init`'s
 /// payload as `{"Authorization": "Bearer …"}` (or `{"token": "…"}`) and is checked once there;
-/// a bad token closes the connection before any subscription starts.
-async fn graphql_ws(State(state): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+/// a bad token closes the connection before any subscription starts. Liveness: see [`crate::ws`].
+async fn graphql_ws(State(state): State<AppState>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+    let requested = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok());
+    let Some(protocol) = crate::ws::protocol(requested) else {
+        return (StatusCode::BAD_REQUEST, "Sec-WebSocket-Protocol: graphql-transport-ws").into_response();
+    };
+    // Subscription traffic is small JSON; tungstenite's default 128 KiB buffers per socket
+    // would dominate memory at tens of thousands of subscribers.
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_message_size(256 * 1024)
         .on_upgrade(move |socket| async move {
+            let _open = Open::new(&state.websockets);
             let auth = state.auth.clone();
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let header = payload
-                        .get("Authorization")
-                        .or_else(|| payload.get("authorization"))
-                        .and_then(|v| v.as_str())
-                        .map(str::to_owned);
-                    let raw = payload.get("token").and_then(|v| v.as_str()).map(str::to_owned);
-                    let token = match (&header, &raw) {
-                        (Some(h), _) => bearer_token(Some(h))
-                            .map_err(|e: AuthError| crate::error::unauthenticated(format!("invalid token: {e}")))?,
-                        (None, Some(t)) => Some(t.as_str()),
-                        (None, None) => None,
-                    };
-                    let caller = authenticate(&auth, token)
-                        .await
-                        .map_err(|(_, m)| crate::error::unauthenticated(m))?;
-                    let mut data = Data::default();
-                    data.insert(caller);
-                    Ok(data)
-                })
-                .keepalive_timeout(Duration::from_secs(30))
-                .serve()
-                .await
+            let on_init = move |payload: serde_json::Value| async move {
+                let header = payload
+                    .get("Authorization")
+                    .or_else(|| payload.get("authorization"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
+                let raw = payload.get("token").and_then(|v| v.as_str()).map(str::to_owned);
+                let token = match (&header, &raw) {
+                    (Some(h), _) => bearer_token(Some(h))
+                        .map_err(|e: AuthError| crate::error::unauthenticated(format!("invalid token: {e}")))?,
+                    (None, Some(t)) => Some(t.as_str()),
+                    (None, None) => None,
+                };
+                let caller = authenticate(&auth, token)
+                    .await
+                    .map_err(|(_, m)| crate::error::unauthenticated(m))?;
+                let mut data = Data::default();
+                data.insert(caller);
+                Ok(data)
+            };
+            crate::ws::serve(socket, state.schema.clone(), protocol, state.websocket_ping, on_init).await
         })
 }
 
@@ -338,7 +391,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(state.store.db()),
+        crate::metrics::render(state.store.db())
+            + &state.events.render_gauges(state.websockets.load(Ordering::Relaxed)),
     )
         .into_response()
 }

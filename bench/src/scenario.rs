@@ -124,6 +124,16 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
         Box::new(scenarios::allocation::Propose::default()),
         Box::new(scenarios::allocation::Confirm::default()),
         Box::new(scenarios::outbox_drain::OutboxDrain::default()),
+        Box::new(scenarios::ledger_writes::LedgerWrites::default()),
+        Box::new(scenarios::stock_subscribers::StockSubscribers::new(
+            "stock-subscribers",
+            1_000,
+        )),
+        Box::new(scenarios::stock_subscribers::StockSubscribers::new(
+            "stock-subscribers-100",
+            100,
+        )),
+        Box::new(scenarios::subscriber_churn::SubscriberChurn::default()),
     ]
 }
 

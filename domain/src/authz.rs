@@ -10,6 +10,7 @@ use std::str::FromStr;
 use crate::allocation::{AllocationOwner, ChildCode};
 use crate::codes::{MunicipalityCode, PrefectureCode, SiteCode, WholesalerId};
 use crate::site::{SiteField, SiteKind};
+use crate::stock::StockArea;
 
 /// The roles of the design brief, spelled as in tokens and GraphQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -517,6 +518,83 @@ pub fn acknowledging_wholesaler(actor: &Actor) -> Result<&WholesalerId, Denied> 
     }
 }
 
+/// Whose stock an actor may read: a site its own; a municipality, prefecture or NATIONAL every
+/// site in its area. Wholesalers, medical associations and federations have no business with
+/// site stock (wholesalers see their deliveries, not what sites hold).
+pub fn stock_read_scope(actor: &Actor) -> Result<SiteScope, Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(SiteScope::All),
+        Actor::Prefecture(p) => Ok(SiteScope::Prefecture(*p)),
+        Actor::Municipality(m) => Ok(SiteScope::Municipalities(vec![*m])),
+        Actor::Site(s) => Ok(SiteScope::Site(*s)),
+        Actor::Wholesaler(_) | Actor::MedicalAssociation(_) | Actor::Federation(_) => {
+            deny("stock is read by the site itself, its municipality, prefecture and NATIONAL")
+        }
+    }
+}
+
+/// Reading stock figures (balances, history, aggregates, reports, live changes) of an area:
+/// the area must lie inside the actor's stock scope. A site reads only itself; a municipality
+/// its sites and itself; a prefecture its municipalities, their sites and itself; NATIONAL all.
+pub fn can_read_stock_area(actor: &Actor, area: &StockArea) -> Result<(), Denied> {
+    let scope = stock_read_scope(actor)?;
+    let inside = match (&scope, area) {
+        (SiteScope::All, _) => true,
+        (SiteScope::Prefecture(p), StockArea::Site { municipality, .. }) => municipality.prefecture() == *p,
+        (SiteScope::Prefecture(p), StockArea::Municipality(m)) => m.prefecture() == *p,
+        (SiteScope::Prefecture(p), StockArea::Prefecture(q)) => p == q,
+        (SiteScope::Municipalities(ms), StockArea::Site { municipality, .. }) => ms.contains(municipality),
+        (SiteScope::Municipalities(ms), StockArea::Municipality(m)) => ms.contains(m),
+        (SiteScope::Site(s), StockArea::Site { code, .. }) => s == code,
+        _ => false,
+    };
+    if inside {
+        Ok(())
+    } else {
+        deny(format!("stock of {} is outside your scope", area.key()))
+    }
+}
+
+/// Writing a site's stock (receipts, use, waste, expiry, reversals, stock reports, and a base
+/// site's transfers to its satellites): the site itself (or the server's operator). Nobody
+/// writes another site's stock, so every entry is booked by the site that holds the vials.
+pub fn can_write_stock(actor: &Actor, site: &SiteCode) -> Result<(), Denied> {
+    match actor {
+        Actor::System => Ok(()),
+        Actor::Site(s) if s == site => Ok(()),
+        Actor::Site(_) => deny(format!("a site records only its own stock, not {site}'s")),
+        _ => deny("stock is recorded by the site that holds it"),
+    }
+}
+
+/// Registering a delivery against an order: the wholesaler the order is addressed to (or the
+/// server's operator). Nobody else speaks for a wholesaler's trucks.
+pub fn can_register_delivery(actor: &Actor, addressed_to: &WholesalerId) -> Result<(), Denied> {
+    match actor {
+        Actor::System => Ok(()),
+        Actor::Wholesaler(w) if w == addressed_to => Ok(()),
+        Actor::Wholesaler(_) => deny("this order is addressed to another wholesaler"),
+        _ => deny("deliveries are registered by the wholesaler the order is addressed to"),
+    }
+}
+
+/// Confirming receipt of a delivery (accepted and rejected vials): the receiving site, since
+/// the accepted vials enter its stock (see [`can_write_stock`]).
+pub fn can_confirm_receipt(actor: &Actor, site: &SiteCode) -> Result<(), Denied> {
+    match actor {
+        Actor::System => Ok(()),
+        Actor::Site(s) if s == site => Ok(()),
+        Actor::Site(_) => deny("a site confirms only deliveries made to it"),
+        _ => deny("receipt is confirmed by the site the delivery was made to"),
+    }
+}
+
+/// Who reads deliveries: exactly who reads their orders ([`order_read_scope`]) — a wholesaler
+/// its own, a site its own, a municipality or prefecture those of its sites, NATIONAL all.
+pub fn delivery_read_scope(actor: &Actor) -> Result<OrderScope, Denied> {
+    order_read_scope(actor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,6 +604,37 @@ mod tests {
     }
     fn sc(s: &str) -> SiteCode {
         s.parse().expect("site code")
+    }
+
+    #[test]
+    fn deliveries_are_registered_by_the_addressee_and_confirmed_by_the_site() {
+        let suzuken: WholesalerId = "suzuken".parse().expect("w");
+        let medipal: WholesalerId = "medipal".parse().expect("w");
+        let site = sc("1311010019");
+        let other = sc("1311010027");
+        let m131016 = Actor::Municipality(m("131016"));
+        let cases: &[(Actor, bool, bool)] = &[
+            (Actor::System, true, true),
+            (Actor::National, false, false),
+            (Actor::Prefecture("13".parse().expect("p")), false, false),
+            (m131016, false, false),
+            (Actor::Site(site), false, true),
+            (Actor::Site(other), false, false),
+            (Actor::Wholesaler(suzuken.clone()), true, false),
+            (Actor::Wholesaler(medipal), false, false),
+            (Actor::MedicalAssociation(vec![m("131016")]), false, false),
+            (Actor::Federation("13".parse().expect("p")), false, false),
+        ];
+        for (actor, register, confirm) in cases {
+            assert_eq!(
+                can_register_delivery(actor, &suzuken).is_ok(),
+                *register,
+                "{actor:?} register"
+            );
+            assert_eq!(can_confirm_receipt(actor, &site).is_ok(), *confirm, "{actor:?} confirm");
+        }
+        assert!(delivery_read_scope(&Actor::MedicalAssociation(vec![m("131016")])).is_err());
+        assert!(delivery_read_scope(&Actor::Federation("13".parse().expect("p"))).is_err());
     }
 
     #[test]
@@ -961,6 +1070,102 @@ mod tests {
             assert!(can_read_wholesaler_config(a, &suzuken).is_err(), "{a:?}");
             assert!(outbox_scope(a).is_err(), "{a:?}");
             assert!(acknowledging_wholesaler(a).is_err(), "{a:?}");
+        }
+    }
+
+    /// The role × operation matrix for stock: reading areas and writing a site's ledger.
+    #[test]
+    fn stock_matrix() {
+        let chiyoda = m("131016");
+        let shinjuku = m("131041");
+        let sapporo = m("011002");
+        let clinic_code = sc("1311234569");
+        let far_code = sc("0110113719");
+        let clinic = StockArea::Site {
+            code: clinic_code,
+            municipality: chiyoda,
+        };
+        let far = StockArea::Site {
+            code: far_code,
+            municipality: sapporo,
+        };
+        let tokyo_p: PrefectureCode = "13".parse().expect("p");
+        let hokkaido_p: PrefectureCode = "01".parse().expect("p");
+
+        let national = Actor::National;
+        let tokyo = Actor::Prefecture(tokyo_p);
+        let chiyoda_m = Actor::Municipality(chiyoda);
+        let clinic_a = Actor::Site(clinic_code);
+        let far_a = Actor::Site(far_code);
+        let wholesaler = Actor::Wholesaler("suzuken".parse().expect("w"));
+        let assoc = Actor::MedicalAssociation(vec![chiyoda]);
+        let federation = Actor::Federation(tokyo_p);
+
+        use StockArea as A;
+        let reads: &[(&Actor, StockArea, bool)] = &[
+            (&national, A::Nation, true),
+            (&national, far.clone(), true),
+            (&tokyo, clinic.clone(), true),
+            (&tokyo, far.clone(), false),
+            (&tokyo, A::Municipality(chiyoda), true),
+            (&tokyo, A::Municipality(sapporo), false),
+            (&tokyo, A::Prefecture(tokyo_p), true),
+            (&tokyo, A::Prefecture(hokkaido_p), false),
+            (&tokyo, A::Nation, false),
+            (&chiyoda_m, clinic.clone(), true),
+            (&chiyoda_m, far.clone(), false),
+            (&chiyoda_m, A::Municipality(chiyoda), true),
+            (&chiyoda_m, A::Municipality(shinjuku), false),
+            (&chiyoda_m, A::Prefecture(tokyo_p), false),
+            (&chiyoda_m, A::Nation, false),
+            (&clinic_a, clinic.clone(), true),
+            (&clinic_a, far.clone(), false),
+            (&clinic_a, A::Municipality(chiyoda), false),
+            (&far_a, clinic.clone(), false),
+            (&wholesaler, clinic.clone(), false),
+            (&assoc, clinic.clone(), false),
+            (&assoc, A::Municipality(chiyoda), false),
+            (&federation, A::Prefecture(tokyo_p), false),
+            (&Actor::System, A::Nation, true),
+        ];
+        for (actor, area, allowed) in reads {
+            assert_eq!(
+                can_read_stock_area(actor, area).is_ok(),
+                *allowed,
+                "read stock {actor:?} {}",
+                area.key()
+            );
+        }
+        for (actor, scoped) in [
+            (&national, true),
+            (&tokyo, true),
+            (&chiyoda_m, true),
+            (&clinic_a, true),
+            (&wholesaler, false),
+            (&assoc, false),
+            (&federation, false),
+        ] {
+            assert_eq!(stock_read_scope(actor).is_ok(), scoped, "scope {actor:?}");
+        }
+
+        let writes: &[(&Actor, &SiteCode, bool)] = &[
+            (&clinic_a, &clinic_code, true),
+            (&clinic_a, &far_code, false),
+            (&far_a, &clinic_code, false),
+            (&national, &clinic_code, false),
+            (&tokyo, &clinic_code, false),
+            (&chiyoda_m, &clinic_code, false),
+            (&wholesaler, &clinic_code, false),
+            (&assoc, &clinic_code, false),
+            (&federation, &clinic_code, false),
+            (&Actor::System, &clinic_code, true),
+        ];
+        for (actor, site, allowed) in writes {
+            assert_eq!(
+                can_write_stock(actor, site).is_ok(),
+                *allowed,
+                "write stock {actor:?} {site}"
+            );
         }
     }
 }

@@ -17,6 +17,10 @@
 //! - [`wholesaler`]: wholesalers, adapter kinds and the site → customer-code translation
 //!   (pure); [`wholesalers`]: their service (configuration, customer codes, CSV import,
 //!   acknowledgements); [`dispatch`]: the outbox worker's claims, outcomes, holds and replays.
+//! - [`stock`]: the stock ledger's vocabulary and pure rules (entry kinds, reversals,
+//!   transfers, days of supply); [`ledger`]: the stock service over it.
+//! - [`delivery`]: deliveries against orders and receipt confirmation (pure rules);
+//!   [`deliveries`]: the service (accepted vials enter the ledger).
 //! - [`entities`]: SeaORM storage shapes, never handed to callers.
 //! - [`store`]: the database handle and the single way to open a write transaction.
 //! - [`error`]: the one error type services return.
@@ -33,9 +37,12 @@ pub mod availability;
 mod bulk;
 pub mod codes;
 pub mod dispatch;
+pub mod deliveries;
+pub mod delivery;
 pub mod entities;
 pub mod error;
 pub mod feed;
+pub mod ledger;
 pub mod order;
 pub mod outbox;
 pub mod personal;
@@ -46,6 +53,7 @@ pub mod quantity;
 pub mod reservations;
 pub mod site;
 pub mod sites;
+pub mod stock;
 pub mod store;
 pub mod wholesaler;
 pub mod wholesalers;

@@ -504,8 +504,9 @@ pub struct FieldChange {
     pub to: String,
 }
 
-/// A site as stored: its code, details and lifecycle.
-#[derive(Debug, Clone, PartialEq)]
+/// A site as stored: its code, details and lifecycle. Serialisable so a change can travel
+/// between instances on the event bus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Site {
     pub code: SiteCode,
     pub details: SiteDetails,

@@ -13,6 +13,8 @@ mod m20261126_000002_sites;
 mod m20261127_000001_products;
 mod m20261127_000010_allocation;
 mod m20261127_000011_orders_outbox;
+mod m20261127_000020_stock_ledger;
+mod m20261127_000021_deliveries;
 mod m20261127_000030_availability;
 mod m20261127_000040_wholesalers;
 
@@ -31,6 +33,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000010_allocation::Migration),
             Box::new(m20261127_000011_orders_outbox::Migration),
             Box::new(m20261127_000040_wholesalers::Migration),
+            Box::new(m20261127_000020_stock_ledger::Migration),
+            Box::new(m20261127_000021_deliveries::Migration),
         ]
     }
 }

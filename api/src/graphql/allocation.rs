@@ -506,6 +506,14 @@ impl Order {
     async fn ack_reference(&self) -> Option<&str> {
         self.0.progress.ack_reference.as_deref()
     }
+    /// Ordered / delivered / accepted vials: sums over the order's deliveries.
+    async fn fulfilment(&self, ctx: &Context<'_>) -> async_graphql::Result<super::deliveries::OrderFulfilment> {
+        super::deliveries::fulfilment_of(ctx, &self.0).await
+    }
+    /// The deliveries registered against this order, newest first.
+    async fn deliveries(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::deliveries::Delivery>> {
+        super::deliveries::deliveries_of(ctx, &self.0.id).await
+    }
 }
 
 /// A message waiting for (or delivered to) a partner.

@@ -3,10 +3,13 @@
 
 pub mod allocation;
 pub mod availability;
+pub mod deliveries;
 mod inputs;
 pub mod products;
 pub mod scalars;
 mod sites;
+mod stock;
+mod stock_types;
 pub mod types;
 pub mod wholesalers;
 
@@ -153,6 +156,8 @@ pub struct Query(
     availability::AvailabilityQuery,
     allocation::AllocationQuery,
     wholesalers::WholesalerQuery,
+    stock::StockQuery,
+    deliveries::DeliveryQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -161,10 +166,12 @@ pub struct Mutation(
     availability::AvailabilityMutation,
     allocation::AllocationMutation,
     wholesalers::WholesalerMutation,
+    stock::StockMutation,
+    deliveries::DeliveryMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(sites::SiteSubscription);
+pub struct Subscription(sites::SiteSubscription, stock::StockSubscription);
 
 /// The schema's types only, no runtime data: used for the SDL export and by the server, which
 /// adds the store, reference data, limits and extensions.

@@ -132,3 +132,9 @@ impl ScalarType for AllocationOwner {
         })
     }
 }
+
+code_scalar!(
+    /// A vaccine lot number as printed on the vial, e.g. FF3620: 2–20 characters of A-Z, 0-9
+    /// and '-', not starting with '-'.
+    LotNumber, codes::LotNumber, "LotNumber"
+);

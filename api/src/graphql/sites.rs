@@ -3,17 +3,28 @@
 use async_graphql::connection::{Connection, Edge, EmptyFields, query};
 use async_graphql::{Context, Object, SimpleObject, Subscription};
 use futures_util::Stream;
+use serde::{Deserialize, Serialize};
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use super::inputs::{RegisterSiteInput, SiteFilterInput, UpdateSiteInput};
 use super::scalars::{MunicipalityCode, SiteCode};
 use super::types::{ImportReport, Site};
 use super::{caller_actor, gql, store};
 use crate::error::{code, coded};
-use crate::events::SiteEvents;
+use crate::events::{Event, Events};
 use crate::public::PublicChanges;
+
+/// A committed change of the site master, as it travels on the event bus (`siteChanged`).
+#[derive(Serialize, Deserialize)]
+pub struct SiteChanged(pub domain::site::Site);
+
+impl Event for SiteChanged {
+    const TOPIC: &'static str = "site";
+
+    fn keys(&self) -> Vec<String> {
+        vec![format!("municipality:{}", self.0.details.municipality)]
+    }
+}
 
 /// Largest page a caller may ask for.
 const MAX_PAGE: usize = 500;
@@ -104,7 +115,7 @@ impl SiteMutation {
         let draft = input.draft();
         let site = gql(domain::sites::register(store(ctx)?, actor, input.code.map(|c| c.0), &draft).await)?;
         ctx.data::<PublicChanges>()?.site_changed(&site).await;
-        ctx.data::<SiteEvents>()?.publish(&site);
+        ctx.data::<Events>()?.publish(SiteChanged(site.clone()));
         Ok(Site(site))
     }
 
@@ -120,7 +131,7 @@ impl SiteMutation {
         let actor = caller_actor(ctx)?;
         let site = gql(domain::sites::update(store(ctx)?, actor, &code.0, expected_version, |d| input.apply(d)).await)?;
         ctx.data::<PublicChanges>()?.site_changed(&site).await;
-        ctx.data::<SiteEvents>()?.publish(&site);
+        ctx.data::<Events>()?.publish(SiteChanged(site.clone()));
         Ok(Site(site))
     }
 
@@ -129,7 +140,7 @@ impl SiteMutation {
         let actor = caller_actor(ctx)?;
         let site = gql(domain::sites::withdraw(store(ctx)?, actor, &code.0).await)?;
         ctx.data::<PublicChanges>()?.site_changed(&site).await;
-        ctx.data::<SiteEvents>()?.publish(&site);
+        ctx.data::<Events>()?.publish(SiteChanged(site.clone()));
         Ok(Site(site))
     }
 
@@ -170,22 +181,22 @@ impl SiteSubscription {
                 code::FORBIDDEN,
             ));
         }
-        let rx = ctx.data::<SiteEvents>()?.subscribe();
         let wanted = municipality.0;
-        Ok(BroadcastStream::new(rx).filter_map(move |event| match event {
-            Ok(site) => {
+        let stream = ctx
+            .data::<Events>()?
+            .subscribe::<SiteChanged>(&format!("municipality:{wanted}"));
+        Ok(stream.filter_map(move |event| match event {
+            Ok(changed) => {
+                let site = &changed.0;
                 let facts = domain::authz::SiteFacts {
                     code: &site.code,
                     municipality: &site.details.municipality,
                     kind: site.details.kind,
                     wholesaler: site.details.wholesaler.as_ref(),
                 };
-                (site.details.municipality == wanted && scope.contains(&facts)).then(|| Ok(Site((*site).clone())))
+                (site.details.municipality == wanted && scope.contains(&facts)).then(|| Ok(Site(site.clone())))
             }
-            Err(BroadcastStreamRecvError::Lagged(n)) => Some(Err(coded(
-                format!("fell behind by {n} changes; refetch"),
-                code::CONFLICT,
-            ))),
+            Err(missed) => Some(Err(crate::error::missed(missed))),
         }))
     }
 }

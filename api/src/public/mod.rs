@@ -8,7 +8,8 @@
 //! - [`feed`]: the SMART Scheduling Links feed (`/$bulk-publish`, NDJSON files).
 //! - [`limit`]: per-client rate limiting of all of the above (and of anonymous `/graphql`).
 //! - [`cache`] + [`generations`]: the response cache and how changes invalidate it.
-//! - [`bus`]: availability changes for subscribers, across instances with Redis.
+//! - [`bus`]: the availability-change event anonymous subscribers hear (on the server's event
+//!   bus, so across instances with Redis).
 //!
 //! Must not: reach private data except through `domain::public` (whose `PublicSite` is the
 //! only shape a site has here), or accept a token — the public side has no notion of a caller.
@@ -26,11 +27,10 @@ use std::time::Duration;
 
 use async_graphql::Variables;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use domain::reservations::AvailabilityChange;
@@ -40,11 +40,12 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use self::bus::AvailabilityBus;
+use self::bus::AvailabilityChanged;
 use self::cache::{Deps, Outcome, ResponseCache};
 use self::generations::{GenKey, Generations};
 use self::limit::RateLimit;
 use self::schema::PublicSchema;
+use crate::events::Events;
 use crate::graphql::RefData;
 
 /// Settings of the public side; every one has a flag and an environment variable (see
@@ -62,8 +63,6 @@ pub struct PublicSettings {
     pub cache_bytes: usize,
     /// Longest life of a cached answer (a safety net for writes made outside the API).
     pub cache_ttl: Duration,
-    /// Prefix of this deployment's Redis keys and channels.
-    pub redis_prefix: String,
     /// Absolute base URL used in the feed's manifest (default: from the request's Host).
     pub base_url: Option<String>,
     /// Most concurrent anonymous subscription connections.
@@ -78,7 +77,6 @@ impl Default for PublicSettings {
             trust_forwarded_for: false,
             cache_bytes: 64 * 1024 * 1024,
             cache_ttl: Duration::from_secs(300),
-            redis_prefix: "vsys:".into(),
             base_url: None,
             max_subscriptions: 10_000,
         }
@@ -98,12 +96,12 @@ const PARSED_QUERIES: usize = 1_000;
 #[derive(Clone)]
 pub struct PublicChanges {
     gens: Generations,
-    bus: AvailabilityBus,
+    events: Events,
 }
 
 impl PublicChanges {
-    pub fn new(gens: Generations, bus: AvailabilityBus) -> PublicChanges {
-        PublicChanges { gens, bus }
+    pub fn new(gens: Generations, events: Events) -> PublicChanges {
+        PublicChanges { gens, events }
     }
 
     pub async fn availability_changed(&self, change: &AvailabilityChange) {
@@ -111,7 +109,7 @@ impl PublicChanges {
             .bump(&generations::availability_change(change.site.details.municipality))
             .await;
         if let Some(view) = domain::public::public_view(&change.site, Some(&change.availability)) {
-            self.bus.publish(view).await;
+            self.events.publish(AvailabilityChanged(view));
         }
     }
 
@@ -136,6 +134,8 @@ pub struct PublicApi {
     refdata: Arc<RefData>,
     base_url: Option<String>,
     subscriptions: Arc<Semaphore>,
+    /// Interval of the server's WebSocket pings (see `crate::ws`).
+    websocket_ping: Duration,
     /// Parsed documents by query text: the page and aggregators send the same few queries, and
     /// parsing is a sizeable share of an uncached request. Bounded; a flood of distinct
     /// queries only evicts.
@@ -147,14 +147,15 @@ impl PublicApi {
         store: Store,
         refdata: Arc<RefData>,
         gens: Generations,
-        bus: AvailabilityBus,
+        events: Events,
         settings: &PublicSettings,
+        websocket_ping: Duration,
     ) -> PublicApi {
         let schema = schema::builder()
             .data(store.clone())
             .data(refdata.clone())
             .data(gens.clone())
-            .data(bus)
+            .data(events)
             .extension(crate::metrics::GraphqlObservability)
             .limit_depth(MAX_DEPTH)
             .limit_complexity(MAX_COMPLEXITY)
@@ -169,6 +170,7 @@ impl PublicApi {
             refdata,
             base_url: settings.base_url.clone(),
             subscriptions: Arc::new(Semaphore::new(settings.max_subscriptions)),
+            websocket_ping,
             parsed: Arc::new(quick_cache::sync::Cache::new(PARSED_QUERIES)),
         }
     }
@@ -295,18 +297,27 @@ async fn graphql_post(State(api): State<PublicApi>, raw: Bytes) -> Response {
 }
 
 /// graphql-transport-ws for anonymous subscribers; no `connection_init` payload is needed.
-async fn graphql_ws(State(api): State<PublicApi>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+async fn graphql_ws(State(api): State<PublicApi>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+    let requested = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok());
+    let Some(protocol) = crate::ws::protocol(requested) else {
+        return (StatusCode::BAD_REQUEST, "Sec-WebSocket-Protocol: graphql-transport-ws").into_response();
+    };
     let Ok(permit) = api.subscriptions.clone().try_acquire_owned() else {
         let body = serde_json::json!({ "errors": [{ "message": "too many subscribers right now; try again later", "extensions": { "code": crate::error::code::RATE_LIMITED } }] });
         return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     };
+    // Liveness as on `/graphql/ws` (see `crate::ws`): the server pings, so a browser that
+    // only listens is kept and a vanished one is dropped, freeing its permit.
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_message_size(64 * 1024)
         .on_upgrade(move |socket| async move {
-            GraphQLWebSocket::new(socket, api.schema.clone(), protocol)
-                .keepalive_timeout(Duration::from_secs(30))
-                .serve()
-                .await;
+            let accept = |_| async { Ok(async_graphql::Data::default()) };
+            crate::ws::serve(socket, api.schema.clone(), protocol, api.websocket_ping, accept).await;
             drop(permit);
         })
 }

@@ -10,13 +10,12 @@ use domain::availability::{self as av, Availability};
 use domain::public::{self as public, Area, PublicSite};
 use futures_util::Stream;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use super::bus::AvailabilityBus;
+use super::bus::AvailabilityChanged;
 use super::cache::Deps;
 use super::generations::{self, GenKey, Generations};
-use crate::error::{IntoGql, code, coded};
+use crate::error::IntoGql;
+use crate::events::Events;
 use crate::graphql::RefData;
 use crate::graphql::scalars::{MunicipalityCode, PostalCode, PrefectureCode, ProductCode, SiteCode};
 use crate::graphql::types::{AvailabilityStatus, SiteKind};
@@ -351,14 +350,15 @@ impl PublicSubscription {
         municipality: MunicipalityCode,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<PublicSiteView>> + use<>> {
         let refdata = refdata(ctx)?.clone();
-        let rx = ctx.data::<AvailabilityBus>()?.subscribe();
         let wanted = municipality.0;
-        Ok(BroadcastStream::new(rx).filter_map(move |event| match event {
-            Ok(site) => (site.municipality == wanted).then(|| Ok(PublicSiteView::new((*site).clone(), &refdata))),
-            Err(BroadcastStreamRecvError::Lagged(n)) => Some(Err(coded(
-                format!("fell behind by {n} changes; refetch"),
-                code::CONFLICT,
-            ))),
+        let stream = ctx
+            .data::<Events>()?
+            .subscribe::<AvailabilityChanged>(&AvailabilityChanged::key(&wanted));
+        Ok(stream.filter_map(move |event| match event {
+            Ok(changed) => {
+                (changed.0.municipality == wanted).then(|| Ok(PublicSiteView::new(changed.0.clone(), &refdata)))
+            }
+            Err(missed) => Some(Err(crate::error::missed(missed))),
         }))
     }
 }

@@ -3,8 +3,12 @@
 pub mod allocation;
 pub mod graphql_overhead;
 pub mod import;
+pub mod ledger_writes;
 pub mod outbox_drain;
 pub mod public_search;
+pub mod stock_common;
+pub mod stock_subscribers;
+pub mod subscriber_churn;
 
 use std::process::Command;
 

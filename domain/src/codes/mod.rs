@@ -4,7 +4,8 @@
 //! boundary: prefecture codes (JIS X 0401), municipality codes (JIS X 0402,
 //! with their check digit), site codes (保険医療機関コード, 介護保険事業所番号
 //! and the codes this system assigns to venues that have neither), the slugs
-//! that name wholesalers and products, and postal codes.
+//! that name wholesalers and products, postal codes, and vaccine lot
+//! numbers.
 //!
 //! Each code is a newtype with a private field that can only be obtained
 //! from a parser (or from a constructor that computes the check digit), so a
@@ -83,6 +84,7 @@ macro_rules! impl_code_traits {
 }
 
 mod coupon;
+mod lot;
 mod municipality;
 mod my_number;
 mod postal;
@@ -91,6 +93,7 @@ mod site;
 mod slug;
 
 pub use coupon::{CouponLine, CouponNumber};
+pub use lot::LotNumber;
 pub use municipality::{MunicipalityCode, jis_x0402_check_digit};
 pub use my_number::{MyNumber, my_number_check_digit};
 pub use postal::PostalCode;
@@ -176,6 +179,18 @@ pub enum CodeError {
         /// The check digit computed from the rest of the code.
         expected: u8,
     },
+    /// A lot number is not 2-20 characters long.
+    #[error("must be 2-20 characters, got {actual}")]
+    LotLength {
+        /// Number of characters in the input.
+        actual: usize,
+    },
+    /// A lot number holds a character other than `A-Z`, `0-9` and `-`, or starts with `-`.
+    #[error("character {position} must be an uppercase letter A-Z, a digit 0-9 or (not first) a hyphen")]
+    LotChar {
+        /// 1-based position of the offending character.
+        position: usize,
+    },
 }
 
 /// Fails with [`CodeError::Length`] unless `s` has exactly `expected`
@@ -242,6 +257,7 @@ mod tests {
                 "character 3 must be a lowercase letter a-z, a digit 0-9 or a hyphen",
             ),
             (CodeError::PostalFormat, "must be 7 digits, written 1234567 or 123-4567"),
+            (CodeError::LotLength { actual: 21 }, "must be 2-20 characters, got 21"),
         ];
         for (err, msg) in cases {
             assert_eq!(err.to_string(), msg);
