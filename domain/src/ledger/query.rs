@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QueryResult, QuerySelect, Value,
@@ -80,9 +81,12 @@ pub async fn resolve_area(store: &Store, actor: &Actor, f: &StockFilter) -> Doma
 /// The area as a condition on `sites s` (and the site code column `site_col`).
 fn area_sql(area: &StockArea, site_col: &str) -> (String, Vec<Value>) {
     match area {
-        StockArea::Site { code, .. } => (format!("{site_col} = ?"), vec![code.as_str().into()]),
-        StockArea::Municipality(m) => ("s.municipality_code = ?".into(), vec![m.as_str().into()]),
-        StockArea::Prefecture(p) => ("s.prefecture_code = ?".into(), vec![p.as_str().into()]),
+        StockArea::Site { code, .. } => (format!("{site_col} = CAST(? AS bpchar)"), vec![code.as_str().into()]),
+        StockArea::Municipality(m) => (
+            "s.municipality_code = CAST(? AS bpchar)".into(),
+            vec![m.as_str().into()],
+        ),
+        StockArea::Prefecture(p) => ("s.prefecture_code = CAST(? AS bpchar)".into(), vec![p.as_str().into()]),
         StockArea::Nation => ("1 = 1".into(), vec![]),
     }
 }
@@ -463,7 +467,8 @@ pub async fn history(
     )
     .await?;
     let db = store.db();
-    let mut q = stock_entry::Entity::find().filter(stock_entry::Column::SiteCode.eq(site.as_str()));
+    let mut q = stock_entry::Entity::find()
+        .filter(Expr::col(stock_entry::Column::SiteCode).eq(crate::store::fixed(site.as_str())));
     if let Some(p) = &filter.product {
         q = q.filter(stock_entry::Column::ProductCode.eq(p.as_str()));
     }

@@ -128,7 +128,7 @@ pub async fn move_balance<C: ConnectionTrait>(
         };
         let sql = format!(
             "UPDATE stock_balances SET on_hand = on_hand + ?, {col} = {col} + ?, updated_at = ? \
-             WHERE site_code = ? AND product_code = ? AND lot_number = ? AND on_hand + ? >= 0{guard_sql} \
+             WHERE site_code = CAST(? AS bpchar) AND product_code = ? AND lot_number = ? AND on_hand + ? >= 0{guard_sql} \
              RETURNING on_hand, expiry_date"
         );
         let mut values: Vec<Value> = vec![
@@ -167,7 +167,7 @@ pub async fn withdraw_in_one_statement<C: ConnectionTrait>(
     let sql = format!(
         "WITH moved AS ( \
            UPDATE stock_balances SET on_hand = on_hand + ?, {col} = {col} + ?, updated_at = ? \
-           WHERE site_code = ? AND product_code = ? AND lot_number = ? AND on_hand + ? >= 0{guard_sql} \
+           WHERE site_code = CAST(? AS bpchar) AND product_code = ? AND lot_number = ? AND on_hand + ? >= 0{guard_sql} \
            RETURNING on_hand, expiry_date \
          ), entry AS ( \
            INSERT INTO stock_entries (site_code, product_code, lot_number, kind, quantity, balance_after, \
@@ -176,7 +176,7 @@ pub async fn withdraw_in_one_statement<C: ConnectionTrait>(
            RETURNING id \
          ) \
          SELECT entry.id, moved.on_hand, moved.expiry_date, s.municipality_code \
-         FROM entry, moved, sites s WHERE s.code = ?"
+         FROM entry, moved, sites s WHERE s.code = CAST(? AS bpchar)"
     );
     let (site, product, lot) = (e.key.site.as_str(), e.key.product.as_str(), e.key.lot.as_str());
     let mut values: Vec<Value> = vec![
@@ -285,7 +285,7 @@ pub async fn balance_of<C: ConnectionTrait>(db: &C, key: Key<'_>, lock: bool) ->
         ""
     };
     let sql = format!(
-        "SELECT on_hand, expiry_date FROM stock_balances WHERE site_code = ? AND product_code = ? AND lot_number = ?{lock}"
+        "SELECT on_hand, expiry_date FROM stock_balances WHERE site_code = CAST(? AS bpchar) AND product_code = ? AND lot_number = ?{lock}"
     );
     let row = db
         .query_one_raw(stmt(
