@@ -16,6 +16,6 @@ mod schema;
 mod sites;
 mod stock;
 mod subscriptions;
-mod wholesale;
 mod subscriptions_stock;
 mod two_instances;
+mod wholesale;
