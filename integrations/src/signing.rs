@@ -91,7 +91,9 @@ mod tests {
         let secret = b"0123456789abcdef";
         let body = br#"{"a":1}"#;
         let good = sign(secret, 1000, body);
-        let cases: &[(&[u8], &str, &[u8], i64, Result<(), SignatureError>)] = &[
+        // (secret, header, body, now, expected)
+        type Case<'a> = (&'a [u8], &'a str, &'a [u8], i64, Result<(), SignatureError>);
+        let cases: &[Case<'_>] = &[
             (secret, &good, body, 1000, Ok(())),
             (secret, &good, body, 1299, Ok(())),
             (secret, &good, body, 1301, Err(SignatureError::Stale)),
