@@ -28,7 +28,7 @@ use crate::auth::{AuthError, AuthSettings, Authenticator, bearer_token};
 use crate::error::code;
 use crate::events::Events;
 use crate::graphql::availability::AvailabilityLoader;
-use crate::graphql::deliveries::FulfilmentLoader;
+use crate::graphql::deliveries::{DeliveriesLoader, FulfilmentLoader};
 use crate::graphql::{self, Caller, Principal, RefData, VsysSchema};
 use crate::public::generations::Generations;
 use crate::public::limit::{self, RateLimit};
@@ -167,6 +167,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
         .data(changes)
         .data(DataLoader::new(AvailabilityLoader(store.clone()), tokio::spawn))
         .data(DataLoader::new(FulfilmentLoader(store.clone()), tokio::spawn))
+        .data(DataLoader::new(DeliveriesLoader(store.clone()), tokio::spawn))
         .extension(crate::metrics::GraphqlObservability)
         .limit_depth(12)
         .limit_complexity(5_000)

@@ -562,6 +562,29 @@ pub async fn delivery(store: &Store, actor: &Actor, id: i64) -> DomainResult<Del
     from_rows(m, lots)
 }
 
+/// The deliveries of orders the caller has already been allowed to read (deliveries are read
+/// in the orders' scope), newest first per order — the order resolver's batch loader calls
+/// this with the ids of the orders it shows, so a page of orders costs two queries, not one
+/// per order.
+pub async fn of_orders(store: &Store, orders: &[String]) -> DomainResult<HashMap<String, Vec<Delivery>>> {
+    let mut out: HashMap<String, Vec<Delivery>> = HashMap::new();
+    for chunk in crate::bulk::in_chunks(orders) {
+        let rows = delivery_e::Entity::find()
+            .filter(delivery_e::Column::OrderId.is_in(chunk.to_vec()))
+            .order_by_desc(delivery_e::Column::Id)
+            .all(store.db())
+            .await?;
+        let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
+        let mut lots = lots_of(store.db(), &ids).await?;
+        for m in rows {
+            let l = lots.remove(&m.id).unwrap_or_default();
+            let order = m.order_id.clone();
+            out.entry(order).or_default().push(from_rows(m, l)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Delivered / accepted sums of orders the caller has already been allowed to read (the order
 /// resolver's batch loader calls this with the ids of the orders it shows).
 pub async fn fulfilment(store: &Store, orders: &[String]) -> DomainResult<HashMap<String, Fulfilment>> {

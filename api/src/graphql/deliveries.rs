@@ -2,7 +2,7 @@
 //! the receiving site confirms receipt (`confirmDeliveryReceipt`, whose accepted vials enter the
 //! stock ledger; the stock changes are published after the commit), scoped reads
 //! (`deliveries`, `delivery`), and an order's delivered / accepted sums (`Order.fulfilment`,
-//! batched by [`FulfilmentLoader`]).
+//! batched by [`FulfilmentLoader`] and [`DeliveriesLoader`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -217,15 +217,30 @@ pub async fn fulfilment_of(ctx: &Context<'_>, order: &domain::order::Order) -> a
     Ok(OrderFulfilment::new(order.vials, f))
 }
 
-/// `Order.deliveries`, for the order resolver: the order's deliveries, newest first.
+/// Batches `Order.deliveries` over the orders of a page (see `svc::of_orders`).
+pub struct DeliveriesLoader(pub Store);
+
+impl Loader<String> for DeliveriesLoader {
+    type Value = Vec<svc::Delivery>;
+    type Error = Arc<async_graphql::Error>;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
+        svc::of_orders(&self.0, keys)
+            .await
+            .map_err(|e| Arc::new(crate::error::from_domain(e)))
+    }
+}
+
+/// `Order.deliveries`, for the order resolver: the order's deliveries, newest first (the
+/// caller has read the order, and deliveries are read in the orders' scope).
 pub async fn deliveries_of(ctx: &Context<'_>, order: &str) -> async_graphql::Result<Vec<Delivery>> {
-    let actor = caller_actor(ctx)?;
-    let filter = svc::DeliveryFilter {
-        order: Some(order.to_owned()),
-        ..Default::default()
-    };
-    let page = gql(svc::deliveries(store(ctx)?, actor, &filter, None, MAX_PAGE as u64).await)?;
-    Ok(page.deliveries.into_iter().map(Delivery).collect())
+    let loader = ctx.data::<DataLoader<DeliveriesLoader>>()?;
+    let found = loader
+        .load_one(order.to_owned())
+        .await
+        .map_err(|e| (*e).clone())?
+        .unwrap_or_default();
+    Ok(found.into_iter().take(MAX_PAGE).map(Delivery).collect())
 }
 
 fn delivery_id(id: &ID, field: &str) -> async_graphql::Result<i64> {
