@@ -12,6 +12,14 @@ use super::{CodeError, ascii_digits, ascii_str, digit_value};
 /// n − 5 for n ≥ 7 (weights 2,3,4,5,6,7,2,3,4,5,6 from the right), r = Σ Pₙ·Qₙ mod 11 and the
 /// check digit is 0 when r ≤ 1, else 11 − r.
 pub fn my_number_check_digit(base: &[u8; 11]) -> u8 {
+    match weighted_remainder(base) {
+        0 | 1 => 0,
+        r => (11 - r) as u8,
+    }
+}
+
+/// r = Σ Pₙ·Qₙ mod 11 of [`my_number_check_digit`].
+fn weighted_remainder(base: &[u8; 11]) -> u32 {
     let sum: u32 = base
         .iter()
         .rev()
@@ -22,10 +30,7 @@ pub fn my_number_check_digit(base: &[u8; 11]) -> u8 {
             u32::from(p) * q
         })
         .sum();
-    match sum % 11 {
-        0 | 1 => 0,
-        r => (11 - r) as u8,
-    }
+    sum % 11
 }
 
 /// A well-formed My Number: 12 ASCII digits whose last is the check digit of the first 11.
@@ -157,13 +162,7 @@ mod tests {
             changed[pos] = (base[pos] + delta) % 10;
             // Weights are 2..=7 and coprime to 11, so a single changed digit always changes
             // the sum mod 11; the check digit differs unless both remainders map to 0 (r ≤ 1).
-            let r = |b: &[u8; 11]| -> u32 {
-                b.iter().rev().enumerate().map(|(i, &p)| {
-                    let n = i as u32 + 1;
-                    u32::from(p) * if n <= 6 { n + 1 } else { n - 5 }
-                }).sum::<u32>() % 11
-            };
-            if !(r(&base) <= 1 && r(&changed) <= 1) {
+            if !(weighted_remainder(&base) <= 1 && weighted_remainder(&changed) <= 1) {
                 prop_assert_ne!(my_number_check_digit(&changed), check);
             }
         }
