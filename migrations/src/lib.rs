@@ -17,6 +17,7 @@ mod m20261127_000020_stock_ledger;
 mod m20261127_000021_deliveries;
 mod m20261127_000030_availability;
 mod m20261127_000040_wholesalers;
+mod m20261127_000050_persons;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000040_wholesalers::Migration),
             Box::new(m20261127_000020_stock_ledger::Migration),
             Box::new(m20261127_000021_deliveries::Migration),
+            Box::new(m20261127_000050_persons::Migration),
         ]
     }
 }

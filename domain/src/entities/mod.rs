@@ -13,6 +13,7 @@ pub mod lot;
 pub mod municipality;
 pub mod order;
 pub mod order_ancillary;
+pub mod person;
 pub mod outbox;
 pub mod prefecture;
 pub mod product;
