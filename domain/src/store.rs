@@ -19,6 +19,9 @@ use crate::error::DomainResult;
 pub struct Store {
     db: DatabaseConnection,
     writer: Option<Arc<Mutex<()>>>,
+    /// PostgreSQL: the stock ledger's withdrawal batching (`ledger::combine`), shared by every
+    /// clone of this store.
+    withdrawals: Arc<crate::ledger::combine::Combiner>,
 }
 
 impl Store {
@@ -27,12 +30,20 @@ impl Store {
             DbBackend::Sqlite => Some(Arc::new(Mutex::new(()))),
             _ => None,
         };
-        Store { db, writer }
+        Store {
+            db,
+            writer,
+            withdrawals: Arc::default(),
+        }
     }
 
     /// For reads (and single statements that need no transaction).
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    pub(crate) fn withdrawals(&self) -> &crate::ledger::combine::Combiner {
+        &self.withdrawals
     }
 
     pub fn backend(&self) -> DbBackend {

@@ -764,6 +764,103 @@ async fn concurrent_writers_never_take_stock_below_zero() {
 }
 
 #[tokio::test]
+async fn simultaneous_withdrawals_from_many_lots_each_get_their_own_answer() {
+    // On PostgreSQL withdrawals arriving together are written as one statement (ledger::combine);
+    // every caller must still get its own lot's balance and kind, and counters must split by kind.
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    let sites = [&s.base, &s.sat, &s.other, &s.far];
+    let lots: Vec<(String, String, u64)> = (0..12)
+        .map(|i| (sites[i % sites.len()].clone(), format!("LOT{i:02}"), 4 + i as u64))
+        .collect();
+    for (site, lot, n) in &lots {
+        receive(&app, site, lot, &day(30), *n).await;
+    }
+    // Each lot gets two more single-vial requests than it holds; every third one is waste.
+    let mut tasks = Vec::new();
+    for round in 0..16u64 {
+        for (site, lot, n) in &lots {
+            if round >= n + 2 {
+                continue;
+            }
+            let waste = round % 3 == 2;
+            let body = if waste {
+                json!({ "query": waste_doc(), "variables": { "input": { "site": site, "product": "comirnaty", "lot": lot, "quantity": 1, "reason": "BROKEN_VIAL" } } })
+            } else {
+                json!({ "query": administer_doc(), "variables": use_input(site, lot, 1) })
+            };
+            let (client, url, t) = (app.client.clone(), app.url("/graphql"), Sites::token(site));
+            let (site, lot) = (site.clone(), lot.clone());
+            tasks.push(tokio::spawn(async move {
+                let resp: Value = client
+                    .post(url)
+                    .bearer_auth(t)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("send")
+                    .json()
+                    .await
+                    .expect("json");
+                (site, lot, waste, resp)
+            }));
+        }
+    }
+    let mut done: std::collections::HashMap<String, (u64, u64, Vec<u64>)> = Default::default();
+    for task in tasks {
+        let (site, lot, waste, body) = task.await.expect("task");
+        let slot = done.entry(lot.clone()).or_default();
+        if let Some(errors) = body.get("errors") {
+            assert_eq!(errors[0]["extensions"]["code"], "CONFLICT", "{body}");
+            continue;
+        }
+        let change = if waste {
+            &body["data"]["recordWaste"]
+        } else {
+            &body["data"]["recordAdministered"]
+        };
+        assert_eq!(
+            (change["site"].as_str(), change["lot"].as_str()),
+            (Some(site.as_str()), Some(lot.as_str())),
+            "{body}"
+        );
+        assert_eq!(change["kind"], if waste { "WASTED" } else { "ADMINISTERED" });
+        assert_eq!(change["quantity"], -1);
+        if waste {
+            slot.1 += 1
+        } else {
+            slot.0 += 1
+        }
+        slot.2.push(change["onHand"].as_u64().expect("onHand"));
+    }
+    for (site, lot, n) in &lots {
+        let (administered, wasted, mut after) = done.remove(lot).expect("answers");
+        assert_eq!(administered + wasted, *n, "lot {lot}: every vial taken exactly once");
+        // The answers step the lot down through n-1 … 0, each exactly once.
+        after.sort_unstable();
+        assert_eq!(after, (0..*n).collect::<Vec<_>>(), "lot {lot}");
+        let rows = stock(&app, site, true).await;
+        let row = rows
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["lot"] == lot.as_str())
+            .expect("lot row")
+            .clone();
+        assert_eq!(
+            (
+                row["onHand"].as_u64(),
+                row["administered"].as_u64(),
+                row["wasted"].as_u64()
+            ),
+            (Some(0), Some(administered), Some(wasted)),
+            "lot {lot}"
+        );
+    }
+    assert_reconciled(&app).await;
+}
+
+#[tokio::test]
 async fn two_servers_on_one_postgres_never_oversell_a_lot() {
     // Two instances share a database only on PostgreSQL; on SQLite the single-writer lock is
     // per process, and one process per file is the rule.

@@ -12,6 +12,7 @@
 //!
 //! Must not: know about GraphQL, HTTP or the event bus.
 
+pub(crate) mod combine;
 mod query;
 pub(crate) mod sql;
 
@@ -340,8 +341,22 @@ pub async fn withdraw(store: &Store, actor: &Actor, w: &Withdrawal) -> DomainRes
         report: None,
     };
     if store.backend() == DbBackend::Postgres {
-        // The hot path (every dose) in one round trip; see `sql::withdraw_in_one_statement`.
-        return match sql::withdraw_in_one_statement(store.db(), &entry, effect, guard).await? {
+        // The hot path (every dose): one statement, shared with whatever other withdrawals
+        // are waiting at the same moment; see `combine`.
+        let request = combine::Request {
+            site: w.site,
+            product: w.product.clone(),
+            lot: w.lot.clone(),
+            kind,
+            effect,
+            guard,
+            waste_reason,
+            note: note.clone(),
+            occurred_on: today,
+            recorded_at: entry.recorded_at,
+            actor: label.clone(),
+        };
+        return match store.withdrawals().withdraw(store.db(), request).await? {
             Some((id, moved, municipality)) => {
                 let municipality = municipality
                     .parse()
