@@ -67,6 +67,7 @@ struct AppState {
     events: Events,
     websockets: Arc<AtomicI64>,
     websocket_ping: Duration,
+    limit: RateLimit,
 }
 
 /// Counts an open WebSocket for as long as it lives.
@@ -195,6 +196,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
         events,
         websockets: Arc::new(AtomicI64::new(0)),
         websocket_ping: cfg.websocket_ping,
+        limit: limit.clone(),
     };
     let anonymous_limit =
         axum::middleware::from_fn_with_state((limit.clone(), limit::Scope::Anonymous), limit::limit_requests);
@@ -203,7 +205,8 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
             "/graphql",
             get(graphiql).post(graphql_http).layer(anonymous_limit.clone()),
         )
-        .route("/graphql/ws", get(graphql_ws).layer(anonymous_limit))
+        // Not per request: the token comes after the upgrade (see `limit::RateLimit::charge`).
+        .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -322,7 +325,18 @@ async fn graphql_http(
 /// graphql-transport-ws (and the legacy protocol). The token comes in `connection_init`'s
 /// payload as `{"Authorization": "Bearer …"}` (or `{"token": "…"}`) and is checked once there;
 /// a bad token closes the connection before any subscription starts. Liveness: see [`crate::ws`].
-async fn graphql_ws(State(state): State<AppState>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+///
+/// Rate limiting: an anonymous or failed `connection_init` counts against the address's
+/// anonymous budget and is closed with RATE_LIMITED when over it; signed-in subscribers are
+/// never throttled, however many share an address.
+async fn graphql_ws(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let peer = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let client = state.limit.client(&headers, peer);
     let requested = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok());
@@ -339,6 +353,7 @@ async fn graphql_ws(State(state): State<AppState>, headers: HeaderMap, upgrade: 
         .on_upgrade(move |socket| async move {
             let _open = Open::new(&state.websockets);
             let auth = state.auth.clone();
+            let limit = state.limit.clone();
             let on_init = move |payload: serde_json::Value| async move {
                 let header = payload
                     .get("Authorization")
@@ -348,13 +363,30 @@ async fn graphql_ws(State(state): State<AppState>, headers: HeaderMap, upgrade: 
                 let raw = payload.get("token").and_then(|v| v.as_str()).map(str::to_owned);
                 let token = match (&header, &raw) {
                     (Some(h), _) => bearer_token(Some(h))
-                        .map_err(|e: AuthError| crate::error::unauthenticated(format!("invalid token: {e}")))?,
-                    (None, Some(t)) => Some(t.as_str()),
-                    (None, None) => None,
+                        .map_err(|e: AuthError| crate::error::unauthenticated(format!("invalid token: {e}"))),
+                    (None, Some(t)) => Ok(Some(t.as_str())),
+                    (None, None) => Ok(None),
                 };
-                let caller = authenticate(&auth, token)
-                    .await
-                    .map_err(|(_, m)| crate::error::unauthenticated(m))?;
+                let caller = match token {
+                    Ok(token) => authenticate(&auth, token)
+                        .await
+                        .map_err(|(_, m)| crate::error::unauthenticated(m)),
+                    Err(e) => Err(e),
+                };
+                let signed_in = matches!(&caller, Ok(Caller(Some(_))));
+                if !signed_in
+                    && let Some(c) = client
+                    && let Err(wait) = limit.charge(c)
+                {
+                    return Err(crate::error::coded(
+                        format!(
+                            "too many anonymous or failed connections from your address; retry after {} s",
+                            wait.as_secs().max(1)
+                        ),
+                        code::RATE_LIMITED,
+                    ));
+                }
+                let caller = caller?;
                 let mut data = Data::default();
                 data.insert(caller);
                 Ok(data)

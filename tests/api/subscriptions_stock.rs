@@ -337,3 +337,46 @@ async fn the_server_pings_listeners_and_drops_silent_peers() {
     drop(b);
     reader.abort();
 }
+
+#[tokio::test]
+async fn signed_in_subscribers_share_an_address_unthrottled_while_anonymous_ones_are_limited() {
+    // The token arrives after the upgrade, so upgrades are free; anonymous or failed
+    // connection_inits spend the address's anonymous budget (here 2, refilling once a minute).
+    let app = TestApp::spawn_with(tests::TestDb::new().await, |c| {
+        c.public.rate_per_second = 1.0 / 60.0;
+        c.public.rate_burst = 2;
+    })
+    .await;
+    let s = seed(&app).await;
+    let mut signed_in = Vec::new();
+    for _ in 0..12 {
+        let c = WsClient::connect(app.addr, Some(&Sites::token(&s.base))).await;
+        signed_in.push(c.expect("a signed-in subscriber is never throttled"));
+    }
+    WsClient::connect(app.addr, None)
+        .await
+        .expect("first anonymous within the burst");
+    let forged = tests::token("NATIONAL", None).replace('.', ".x");
+    let err = WsClient::connect(app.addr, Some(&forged)).await.err().expect("refused");
+    assert!(
+        err.contains("invalid token"),
+        "a failed init within the budget says why: {err}"
+    );
+    let err = WsClient::connect(app.addr, None).await.err().expect("over the budget");
+    let close: Value = serde_json::from_str(&err).expect("a close frame");
+    assert!(
+        close["reason"].as_str().is_some_and(|r| r.contains("too many")),
+        "{err}"
+    );
+    // Signed-in callers on the same address still get in, and their subscriptions work.
+    let mut late = WsClient::connect(app.addr, Some(&Sites::token(&s.base)))
+        .await
+        .expect("ack");
+    let id = late.subscribe(SUBSCRIBE, json!({ "site": s.base })).await;
+    app.wait_for_metric(SUBSCRIPTIONS, 1.0).await;
+    receive(&app, &s.base, "FF3620", &day(30), 5).await;
+    assert_eq!(brief(&late.next_data(&id).await), ev(&s.base, "RECEIVED", 5, 5));
+    for c in signed_in {
+        c.close().await;
+    }
+}

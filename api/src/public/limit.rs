@@ -7,6 +7,14 @@
 //! it — the last address in `X-Forwarded-For` (the one the trusted proxy appended; earlier ones
 //! are client-supplied). IPv6 clients are limited per /64, the block one subscriber usually
 //! holds. Limits are per instance: N instances behind a balancer allow up to N× as much.
+//!
+//! The private WebSocket endpoint authenticates in `connection_init`, after the upgrade, so its
+//! upgrade cannot tell a signed-in dashboard from an anonymous scraper: counting every upgrade
+//! would throttle a whole office behind one NAT address. Instead the upgrade is free and an
+//! anonymous or failed `connection_init` is [`RateLimit::charge`]d to the address: over budget,
+//! the connection is closed with `RATE_LIMITED` before anything runs for it. (Refusing the
+//! address's later upgrades too would save only the handshake, and would lock out the
+//! signed-in users sharing that address.)
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -70,7 +78,13 @@ impl RateLimit {
             .map_err(|not_until| not_until.wait_time_from(l.clock().now()))
     }
 
-    fn client(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
+    /// Counts one anonymous or failed WebSocket `connection_init` against `client`'s budget;
+    /// `Err(wait)` when that was over it.
+    pub fn charge(&self, client: IpAddr) -> Result<(), Duration> {
+        self.check(client)
+    }
+
+    pub fn client(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
         let forwarded = self
             .trust_forwarded_for
             .then(|| headers.get("x-forwarded-for"))
