@@ -2,19 +2,21 @@
 //! reading orders. One code path serves a municipality confirming its own allocation (strict:
 //! any problem blocks it, with a report) and the operator's deadline run over every municipality
 //! still in draft (blocked municipalities are left in draft and reported; the rest confirm).
-//! Rows go in as multi-row INSERTs in chunks, never one round trip per order.
+//! Rows go in as batch INSERTs (or, in the deadline run on PostgreSQL, binary COPY), never one
+//! round trip per order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Query, Value};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::rows::{self, boxes};
 use super::{load_round, not_received};
 use crate::allocation::{AllocationOwner, AllocationStatus, Level, Round};
 use crate::authz::{self, Actor, AllocationAccess, OrderScope};
+use crate::bulk::{Cell, CopyTx, Rows, Target};
 use crate::codes::{MunicipalityCode, SiteCode, WholesalerId};
 use crate::entities::{allocation as allocation_e, allocation_line, order as order_e, order_ancillary, site};
 use crate::error::{BlockingItem, DomainError, DomainResult};
@@ -204,15 +206,18 @@ const ORDER_COLUMNS: [&str; 14] = [
     "created_by",
 ];
 
-fn n(x: u64) -> Value {
-    i64::try_from(x).unwrap_or(i64::MAX).into()
+const ANCILLARY_COLUMNS: [&str; 4] = ["order_id", "product_code", "per_vial", "pieces"];
+
+fn n(x: u64) -> Cell<'static> {
+    Cell::Int8(i64::try_from(x).unwrap_or(i64::MAX))
 }
 
 /// Writes the orders, their ancillaries and their outbox entries, then marks the allocations
-/// confirmed — all inside the caller's transaction. `strict`: any problem fails the whole call
-/// with a report (a municipality confirming its own); otherwise blocked municipalities are left
-/// in draft and returned.
-pub(super) async fn write_orders<C: ConnectionTrait>(
+/// confirmed — all inside the caller's transaction (by COPY when it is the deadline run's
+/// [`CopyTx`], by INSERT otherwise: the same rows either way). `strict`: any problem fails the
+/// whole call with a report (a municipality confirming its own); otherwise blocked
+/// municipalities are left in draft and returned.
+pub(super) async fn write_orders<C: Target>(
     db: &C,
     actor: &Actor,
     round: &Round,
@@ -236,40 +241,40 @@ pub(super) async fn write_orders<C: ConnectionTrait>(
     }
     let start = Instant::now();
     let count = planned.orders.len() as u64;
-    let mut order_rows = Vec::with_capacity(planned.orders.len());
-    let mut ancillary_rows = Vec::new();
-    let mut outbox_rows = Vec::with_capacity(planned.orders.len());
-    for (o, payload) in planned.orders {
-        order_rows.push(vec![
-            o.id.clone().into(),
-            o.round.into(),
-            o.allocation.into(),
-            o.product.as_str().to_owned().into(),
-            o.site.as_str().to_owned().into(),
-            o.municipality.prefecture().as_str().into(),
-            o.municipality.as_str().to_owned().into(),
-            o.wholesaler.as_str().to_owned().into(),
+    let mut order_rows = Rows::new(db, &ORDER_COLUMNS);
+    let mut ancillary_rows = Rows::new(db, &ANCILLARY_COLUMNS);
+    let mut outbox_rows = outbox::Appended::new(db, now);
+    for (o, payload) in std::mem::take(&mut planned.orders) {
+        order_rows.push(&[
+            Cell::Text(&o.id),
+            Cell::Int4(o.round),
+            Cell::Int4(o.allocation),
+            Cell::Text(o.product.as_str()),
+            Cell::Text(o.site.as_str()),
+            Cell::Text(o.municipality.prefecture().as_str()),
+            Cell::Text(o.municipality.as_str()),
+            Cell::Text(o.wholesaler.as_str()),
             n(o.boxes.get()),
             n(o.vials.get()),
             n(o.doses.get()),
-            o.status.as_str().into(),
-            o.created_at.into(),
-            o.created_by.clone().into(),
+            Cell::Text(o.status.as_str()),
+            Cell::Time(o.created_at),
+            Cell::Text(&o.created_by),
         ]);
         for a in &o.ancillaries {
-            ancillary_rows.push(vec![
-                o.id.clone().into(),
-                a.product.as_str().to_owned().into(),
-                i32::try_from(a.per_vial.get()).unwrap_or(i32::MAX).into(),
+            ancillary_rows.push(&[
+                Cell::Text(&o.id),
+                Cell::Text(a.product.as_str()),
+                Cell::Int4(i32::try_from(a.per_vial.get()).unwrap_or(i32::MAX)),
                 n(a.pieces.get()),
             ]);
         }
-        outbox_rows.push(NewOutboxEntry {
+        outbox_rows.push(&NewOutboxEntry {
             topic: TOPIC_ORDER_CREATED.to_owned(),
             aggregate_type: AGGREGATE_ORDER.to_owned(),
             idempotency_key: idempotency_key(&o.id),
             destination: destination(&o.wholesaler),
-            aggregate_key: o.id,
+            aggregate_key: o.id.clone(),
             payload,
         });
     }
@@ -279,18 +284,11 @@ pub(super) async fn write_orders<C: ConnectionTrait>(
         phases.push((name, lap.elapsed()));
         lap = Instant::now();
     };
-    crate::bulk::insert(db, "orders", &ORDER_COLUMNS, order_rows, None).await?;
+    crate::bulk::write(db, "orders", order_rows).await?;
     phase("inserting orders", &mut planned.phases);
-    crate::bulk::insert(
-        db,
-        "order_ancillaries",
-        &["order_id", "product_code", "per_vial", "pieces"],
-        ancillary_rows,
-        None,
-    )
-    .await?;
+    crate::bulk::write(db, "order_ancillaries", ancillary_rows).await?;
     phase("inserting their ancillaries", &mut planned.phases);
-    outbox::append(db, outbox_rows, now).await?;
+    outbox_rows.write(db).await?;
     phase("inserting outbox entries", &mut planned.phases);
     mark_confirmed(db, &planned.confirmable, actor, now).await?;
     phase("marking allocations confirmed", &mut planned.phases);
@@ -302,30 +300,54 @@ pub(super) async fn write_orders<C: ConnectionTrait>(
     })
 }
 
+/// The draft municipality allocations of the round, locked for this transaction (as a
+/// municipality's own confirmation or edit locks its header): nobody edits or confirms them
+/// until the run commits or rolls back.
+async fn draft_headers<C: ConnectionTrait>(db: &C, round_id: i32) -> DomainResult<Vec<allocation_e::Model>> {
+    Ok(allocation_e::Entity::find()
+        .filter(allocation_e::Column::RoundId.eq(round_id))
+        .filter(allocation_e::Column::Level.eq(Level::Municipality.as_str()))
+        .filter(allocation_e::Column::Status.eq(AllocationStatus::Draft.as_str()))
+        .order_by_asc(allocation_e::Column::Id)
+        .lock_exclusive()
+        .all(db)
+        .await?)
+}
+
+/// The deadline run inside `tx`: everything but the commit.
+async fn confirm_all_in<C: Target>(tx: &C, actor: &Actor, round_id: i32) -> DomainResult<Written> {
+    let round = load_round(tx, round_id).await?;
+    let product = product::get_in(tx, &round.product).await?;
+    let headers = draft_headers(tx, round_id).await?;
+    write_orders(tx, actor, &round, &product, headers, false, Utc::now()).await
+}
+
 /// The deadline run (operator only): confirms every municipality allocation of the round that
 /// is still in draft, as if each municipality had confirmed it, in one transaction. A
-/// municipality with a problem stays in draft and is reported; the others confirm.
+/// municipality with a problem stays in draft and is reported; the others confirm. On
+/// PostgreSQL the transaction runs on a connection of its own so its rows go in by COPY
+/// ([`CopyTx`]); on SQLite it is an ordinary write transaction.
 pub async fn confirm_all_municipalities(
     store: &Store,
     actor: &Actor,
     round_id: i32,
 ) -> DomainResult<BulkConfirmReport> {
     authz::can_confirm_in_bulk(actor)?;
-    let tx = store.write().await?;
-    let round = load_round(&*tx, round_id).await?;
-    let product = product::get_in(&*tx, &round.product).await?;
-    let headers = allocation_e::Entity::find()
-        .filter(allocation_e::Column::RoundId.eq(round_id))
-        .filter(allocation_e::Column::Level.eq(Level::Municipality.as_str()))
-        .filter(allocation_e::Column::Status.eq(AllocationStatus::Draft.as_str()))
-        .order_by_asc(allocation_e::Column::Id)
-        .lock_exclusive()
-        .all(&*tx)
-        .await?;
-    let now = Utc::now();
-    let mut w = write_orders(&*tx, actor, &round, &product, headers, false, now).await?;
-    let start = Instant::now();
-    tx.commit().await?;
+    let (mut w, start) = match CopyTx::begin(store).await? {
+        Some(tx) => {
+            let w = confirm_all_in(&tx, actor, round_id).await?;
+            let start = Instant::now();
+            tx.commit().await?;
+            (w, start)
+        }
+        None => {
+            let tx = store.write().await?;
+            let w = confirm_all_in(&*tx, actor, round_id).await?;
+            let start = Instant::now();
+            tx.commit().await?;
+            (w, start)
+        }
+    };
     w.phases.push(("commit", start.elapsed()));
     tracing::info!(round = round_id, confirmed = w.confirmed, orders = w.orders, blocked = w.blocked.len(), actor = %actor.label(), "municipality allocations confirmed in bulk");
     Ok(BulkConfirmReport {
