@@ -233,10 +233,7 @@ pub(crate) async fn write<C: Target>(db: &C, table: &str, rows: Rows<'_>) -> Dom
         (Some(copy), Some(mut data)) => {
             data.extend_from_slice(&(-1i16).to_be_bytes());
             let columns: Vec<String> = rows.columns.iter().map(|c| format!("\"{c}\"")).collect();
-            let sql = format!(
-                "COPY \"{table}\" ({}) FROM STDIN (FORMAT binary)",
-                columns.join(", ")
-            );
+            let sql = format!("COPY \"{table}\" ({}) FROM STDIN (FORMAT binary)", columns.join(", "));
             copy.copy_in(&sql, &data).await
         }
         _ => insert(db, table, rows.columns, rows.values, None).await,
@@ -282,7 +279,10 @@ fn query_err(e: sqlx::Error) -> DbErr {
 
 fn bind(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, sea_query_sqlx::SqlxValues> {
     let values = stmt.values.clone().unwrap_or(sea_orm::sea_query::Values(Vec::new()));
-    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), sea_query_sqlx::SqlxValues(values))
+    sqlx::query_with(
+        sqlx::AssertSqlSafe(stmt.sql.as_str()),
+        sea_query_sqlx::SqlxValues(values),
+    )
 }
 
 impl CopyTx {

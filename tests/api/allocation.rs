@@ -1295,12 +1295,12 @@ async fn the_demo_data_set_leaves_a_round_for_chiyoda_to_confirm() {
 
 /// Round 9 confirmed by each municipality itself (batch INSERT) and round 10 by the deadline
 /// run (on PostgreSQL binary COPY on a connection of its own) must store the same rows: every
-/// column of the orders and their ancillaries, and the outbox entries with byte-for-byte the
+/// column of the orders (their ancillaries included), and the outbox entries with byte-for-byte the
 /// same message, once the round, the actor and the time are set aside. An order's outbox entry
 /// and message must carry its exact time (a wrong COPY encoding of `timestamptz` would show).
 #[tokio::test]
 async fn the_deadline_run_stores_the_same_rows_as_municipalities_confirming_their_own() {
-    use domain::entities::{order, order_ancillary, outbox};
+    use domain::entities::{order, outbox};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
     let app = TestApp::spawn().await;
@@ -1355,7 +1355,7 @@ async fn the_deadline_run_stores_the_same_rows_as_municipalities_confirming_thei
     .expect("deadline run");
 
     let db = api::db::connect(&app.db.url).await.expect("connect");
-    // Per round: (orders, ancillaries, outbox entries) with the round, actor and time set aside.
+    // Per round: (orders, outbox entries) with the round, actor and time set aside.
     let mut stored = Vec::new();
     for r in &rounds {
         let r = i32::try_from(*r).expect("round id");
@@ -1373,31 +1373,26 @@ async fn the_deadline_run_stores_the_same_rows_as_municipalities_confirming_thei
         let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
         let orders: Vec<order::Model> = orders
             .into_iter()
-            .map(|o| {
-                order::Model {
-                    id: plain(&o.id),
-                    round_id: 0,
-                    allocation_id: 0,
-                    created_at: chrono::DateTime::UNIX_EPOCH,
-                    created_by: String::new(),
-                    ..o
-                }
+            .map(|o| order::Model {
+                id: plain(&o.id),
+                round_id: 0,
+                allocation_id: 0,
+                created_at: chrono::DateTime::UNIX_EPOCH,
+                created_by: String::new(),
+                ..o
             })
             .collect();
-        let ancillaries: Vec<order_ancillary::Model> = order_ancillary::Entity::find()
-            .filter(order_ancillary::Column::OrderId.is_in(ids.clone()))
-            .order_by_asc(order_ancillary::Column::OrderId)
-            .order_by_asc(order_ancillary::Column::ProductCode)
-            .all(&db)
-            .await
-            .expect("ancillaries")
-            .into_iter()
-            .map(|a| order_ancillary::Model {
-                order_id: plain(&a.order_id),
-                ..a
-            })
-            .collect();
-        assert_eq!(ancillaries.len(), 8, "needle and syringe for each order");
+        for o in &orders {
+            let stored: Value = serde_json::from_str(o.ancillaries.as_deref().expect("ancillaries")).expect("json");
+            assert_eq!(
+                stored,
+                json!([
+                    { "product": "needle-25g", "perVial": 6, "pieces": o.doses },
+                    { "product": "syringe-lds", "perVial": 6, "pieces": o.doses }
+                ]),
+                "needle and syringe for each vial, with the order"
+            );
+        }
         let entries: Vec<outbox::Model> = outbox::Entity::find()
             .filter(outbox::Column::AggregateKey.is_in(ids))
             .order_by_asc(outbox::Column::AggregateKey)
@@ -1433,11 +1428,74 @@ async fn the_deadline_run_stores_the_same_rows_as_municipalities_confirming_thei
             })
             .collect();
         assert_eq!(entries.len(), 4);
-        stored.push((orders, ancillaries, entries));
+        stored.push((orders, entries));
     }
     assert_eq!(stored[0], stored[1]);
     let mut expected = vec![sites.a, sites.b, sites.venue, sites.shinjuku];
     expected.sort();
     let got: Vec<&str> = stored[1].0.iter().map(|o| o.site_code.as_str()).collect();
     assert_eq!(got, expected);
+}
+
+/// Orders written before `orders.ancillaries` existed keep their ancillaries as
+/// `order_ancillaries` rows (column NULL); readers still show them, next to new orders.
+#[tokio::test]
+async fn orders_from_before_the_ancillaries_column_still_show_their_ancillary_rows() {
+    use domain::entities::{order, order_ancillary};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+
+    let app = TestApp::spawn().await;
+    let sites = seed_sites(&app).await;
+    let db = api::db::connect(&app.db.url).await.expect("connect");
+    let id = format!("1-{}", sites.a);
+    order::ActiveModel {
+        id: Set(id.clone()),
+        round_id: Set(1),
+        allocation_id: Set(1),
+        product_code: Set("comirnaty".into()),
+        site_code: Set(sites.a.clone()),
+        prefecture_code: Set("13".into()),
+        municipality_code: Set(CHIYODA.into()),
+        wholesaler_id: Set("suzuken".into()),
+        boxes: Set(1),
+        vials: Set(195),
+        doses: Set(1170),
+        status: Set("CREATED".into()),
+        created_at: Set(chrono::Utc::now()),
+        created_by: Set("MUNICIPALITY:131016".into()),
+        customer_code: Set(None),
+        sent_at: Set(None),
+        acknowledged_at: Set(None),
+        ack_reference: Set(None),
+        hold_reason: Set(None),
+        ancillaries: Set(None),
+    }
+    .insert(&db)
+    .await
+    .expect("legacy order");
+    for product in ["syringe-lds", "needle-25g"] {
+        order_ancillary::ActiveModel {
+            order_id: Set(id.clone()),
+            product_code: Set(product.into()),
+            per_vial: Set(6),
+            pieces: Set(1170),
+        }
+        .insert(&db)
+        .await
+        .expect("legacy ancillary");
+    }
+    let got = app
+        .ok(
+            &token("NATIONAL", None),
+            "query($id: String!) { order(id: $id) { id ancillaries { product perVial pieces } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        got["order"]["ancillaries"],
+        json!([
+            { "product": "needle-25g", "perVial": 6, "pieces": 1170 },
+            { "product": "syringe-lds", "perVial": 6, "pieces": 1170 }
+        ])
+    );
 }

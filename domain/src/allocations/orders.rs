@@ -189,7 +189,7 @@ async fn plan<C: ConnectionTrait>(
     Ok(planned)
 }
 
-const ORDER_COLUMNS: [&str; 14] = [
+const ORDER_COLUMNS: [&str; 15] = [
     "id",
     "round_id",
     "allocation_id",
@@ -204,15 +204,14 @@ const ORDER_COLUMNS: [&str; 14] = [
     "status",
     "created_at",
     "created_by",
+    "ancillaries",
 ];
-
-const ANCILLARY_COLUMNS: [&str; 4] = ["order_id", "product_code", "per_vial", "pieces"];
 
 fn n(x: u64) -> Cell<'static> {
     Cell::Int8(i64::try_from(x).unwrap_or(i64::MAX))
 }
 
-/// Writes the orders, their ancillaries and their outbox entries, then marks the allocations
+/// Writes the orders (their ancillaries in a column of each) and their outbox entries, then marks the allocations
 /// confirmed — all inside the caller's transaction (by COPY when it is the deadline run's
 /// [`CopyTx`], by INSERT otherwise: the same rows either way). `strict`: any problem fails the
 /// whole call with a report (a municipality confirming its own); otherwise blocked
@@ -242,7 +241,6 @@ pub(super) async fn write_orders<C: Target>(
     let start = Instant::now();
     let count = planned.orders.len() as u64;
     let mut order_rows = Rows::new(db, &ORDER_COLUMNS);
-    let mut ancillary_rows = Rows::new(db, &ANCILLARY_COLUMNS);
     let mut outbox_rows = outbox::Appended::new(db, now);
     for (o, payload) in std::mem::take(&mut planned.orders) {
         order_rows.push(&[
@@ -260,15 +258,8 @@ pub(super) async fn write_orders<C: Target>(
             Cell::Text(o.status.as_str()),
             Cell::Time(o.created_at),
             Cell::Text(&o.created_by),
+            Cell::Text(&rows::ancillaries_column(&o.ancillaries)),
         ]);
-        for a in &o.ancillaries {
-            ancillary_rows.push(&[
-                Cell::Text(&o.id),
-                Cell::Text(a.product.as_str()),
-                Cell::Int4(i32::try_from(a.per_vial.get()).unwrap_or(i32::MAX)),
-                n(a.pieces.get()),
-            ]);
-        }
         outbox_rows.push(&NewOutboxEntry {
             topic: TOPIC_ORDER_CREATED.to_owned(),
             aggregate_type: AGGREGATE_ORDER.to_owned(),
@@ -286,8 +277,6 @@ pub(super) async fn write_orders<C: Target>(
     };
     crate::bulk::write(db, "orders", order_rows).await?;
     phase("inserting orders", &mut planned.phases);
-    crate::bulk::write(db, "order_ancillaries", ancillary_rows).await?;
-    phase("inserting their ancillaries", &mut planned.phases);
     outbox_rows.write(db).await?;
     phase("inserting outbox entries", &mut planned.phases);
     mark_confirmed(db, &planned.confirmable, actor, now).await?;
@@ -416,8 +405,14 @@ fn scope_condition(scope: &OrderScope) -> Condition {
     }
 }
 
+/// Orders from their rows, with the `order_ancillaries` rows of those written before
+/// `orders.ancillaries` existed (none for newer orders, so no query).
 async fn with_ancillaries<C: ConnectionTrait>(db: &C, models: Vec<order_e::Model>) -> DomainResult<Vec<Order>> {
-    let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
+    let ids: Vec<String> = models
+        .iter()
+        .filter(|m| m.ancillaries.is_none())
+        .map(|m| m.id.clone())
+        .collect();
     let mut anc: BTreeMap<String, Vec<order_ancillary::Model>> = BTreeMap::new();
     for chunk in crate::bulk::in_chunks(&ids) {
         for a in order_ancillary::Entity::find()
