@@ -26,6 +26,7 @@ use sea_orm::{
     Statement,
 };
 use tokio::sync::Mutex;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::error::DomainResult;
 use crate::store::Store;
@@ -176,19 +177,43 @@ pub(crate) struct Rows<'c> {
 impl<'c> Rows<'c> {
     /// Empty rows for `columns`, in the form `db` takes.
     pub(crate) fn new<C: Target>(db: &C, columns: &'c [&'c str]) -> Self {
-        let binary = db.copy().map(|_| {
-            let mut b = Vec::with_capacity(COPY_PIECE + 4096);
-            b.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-            b.extend_from_slice(&0i32.to_be_bytes()); // flags
-            b.extend_from_slice(&0i32.to_be_bytes()); // header extension length
-            b
-        });
+        match db.copy() {
+            Some(_) => Rows::for_copy(columns),
+            None => Rows {
+                columns,
+                values: Vec::new(),
+                binary: None,
+                count: 0,
+            },
+        }
+    }
+
+    /// Empty rows for `columns` as a binary COPY stream, to be sent with
+    /// [`CopyTx::copy_stream`] piece by piece ([`Rows::take_piece`], [`Rows::last_piece`]).
+    pub(crate) fn for_copy(columns: &'c [&'c str]) -> Self {
+        let mut b = Vec::with_capacity(COPY_PIECE + 4096);
+        b.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        b.extend_from_slice(&0i32.to_be_bytes()); // flags
+        b.extend_from_slice(&0i32.to_be_bytes()); // header extension length
         Rows {
             columns,
             values: Vec::new(),
-            binary,
+            binary: Some(b),
             count: 0,
         }
+    }
+
+    /// The binary data encoded so far, once it is worth sending (about [`COPY_PIECE`]).
+    pub(crate) fn take_piece(&mut self) -> Option<Vec<u8>> {
+        let b = self.binary.as_mut().filter(|b| b.len() >= COPY_PIECE)?;
+        Some(std::mem::replace(b, Vec::with_capacity(COPY_PIECE + 4096)))
+    }
+
+    /// The rest of the binary data, with the trailer that ends the stream.
+    pub(crate) fn last_piece(self) -> Vec<u8> {
+        let mut b = self.binary.unwrap_or_default();
+        b.extend_from_slice(&(-1i16).to_be_bytes());
+        b
     }
 
     /// Adds one row: one cell per column, in order.
@@ -229,15 +254,19 @@ pub(crate) async fn write<C: Target>(db: &C, table: &str, rows: Rows<'_>) -> Dom
     if rows.count == 0 {
         return Ok(());
     }
-    match (db.copy(), rows.binary) {
-        (Some(copy), Some(mut data)) => {
-            data.extend_from_slice(&(-1i16).to_be_bytes());
-            let columns: Vec<String> = rows.columns.iter().map(|c| format!("\"{c}\"")).collect();
-            let sql = format!("COPY \"{table}\" ({}) FROM STDIN (FORMAT binary)", columns.join(", "));
-            copy.copy_in(&sql, &data).await
+    match db.copy() {
+        Some(copy) if rows.binary.is_some() => {
+            let sql = copy_sql(table, rows.columns);
+            copy.copy_in(&sql, &rows.last_piece()).await
         }
         _ => insert(db, table, rows.columns, rows.values, None).await,
     }
+}
+
+/// `COPY table (columns) FROM STDIN` for the binary rows of [`Rows`].
+pub(crate) fn copy_sql(table: &str, columns: &[&str]) -> String {
+    let columns: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    format!("COPY \"{table}\" ({}) FROM STDIN (FORMAT binary)", columns.join(", "))
 }
 
 /// A transaction that takes many rows at once: [`CopyTx`] by COPY, any other by INSERT.
@@ -309,6 +338,20 @@ impl CopyTx {
         let mut tx = self.tx.lock().await;
         let mut copy = tx.copy_in_raw(sql).await.map_err(exec_err)?;
         for piece in data.chunks(COPY_PIECE) {
+            copy.send(piece).await.map_err(exec_err)?;
+        }
+        copy.finish().await.map_err(exec_err)?;
+        Ok(())
+    }
+
+    /// Runs `sql` (from [`copy_sql`]) with the pieces `data` yields as they come, so the server
+    /// stores rows while the sender is still encoding the next ones; finishes when every sender
+    /// is gone. A sender that fails midway must make the caller roll back: the server accepts a
+    /// stream cut short.
+    pub(crate) async fn copy_stream(&self, sql: &str, mut data: UnboundedReceiver<Vec<u8>>) -> DomainResult<()> {
+        let mut tx = self.tx.lock().await;
+        let mut copy = tx.copy_in_raw(sql).await.map_err(exec_err)?;
+        while let Some(piece) = data.recv().await {
             copy.send(piece).await.map_err(exec_err)?;
         }
         copy.finish().await.map_err(exec_err)?;

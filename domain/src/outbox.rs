@@ -57,7 +57,7 @@ pub struct OutboxEntry {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: [&str; 10] = [
+pub(crate) const COLUMNS: [&str; 10] = [
     "topic",
     "aggregate_type",
     "aggregate_key",
@@ -84,6 +84,14 @@ impl Appended<'static> {
             now,
         }
     }
+
+    /// As a binary COPY stream into `outbox` (see `bulk::Rows::for_copy`).
+    pub(crate) fn for_copy(now: DateTime<Utc>) -> Self {
+        Appended {
+            rows: crate::bulk::Rows::for_copy(&COLUMNS),
+            now,
+        }
+    }
 }
 
 impl Appended<'_> {
@@ -105,6 +113,14 @@ impl Appended<'_> {
 
     pub(crate) async fn write<C: crate::bulk::Target>(self, db: &C) -> DomainResult<()> {
         crate::bulk::write(db, "outbox", self.rows).await
+    }
+
+    pub(crate) fn take_piece(&mut self) -> Option<Vec<u8>> {
+        self.rows.take_piece()
+    }
+
+    pub(crate) fn last_piece(self) -> Vec<u8> {
+        self.rows.last_piece()
     }
 }
 

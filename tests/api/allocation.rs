@@ -1499,3 +1499,64 @@ async fn orders_from_before_the_ancillaries_column_still_show_their_ancillary_ro
         ])
     );
 }
+
+/// A deadline run that fails midway (here: a site row that no longer passes the site rules,
+/// found while its municipality's orders are being built) stores nothing: no order, no outbox
+/// entry, every municipality still in draft — also on PostgreSQL, where rows already streamed
+/// by COPY belong to the same transaction and are rolled back with it.
+#[tokio::test]
+async fn a_deadline_run_that_fails_midway_stores_nothing() {
+    use sea_orm::ConnectionTrait;
+
+    let app = TestApp::spawn().await;
+    let sites = seed_sites(&app).await;
+    import_population(&app).await;
+    let round = create_round(&app, Some(1000)).await;
+    let n = token("NATIONAL", None);
+    for (t, owner) in [(n.clone(), "NATIONAL"), (token("PREFECTURE", Some("13")), "13")] {
+        app.ok(&t, &propose_q(), json!({ "round": round, "owner": owner }))
+            .await;
+        app.ok(&t, CONFIRM, json!({ "round": round, "owner": owner })).await;
+    }
+    for (m, lines) in [
+        (
+            CHIYODA,
+            json!([{ "child": sites.a, "boxes": 2 }, { "child": sites.b, "boxes": 3 }]),
+        ),
+        (SHINJUKU, json!([{ "child": sites.shinjuku, "boxes": 4 }])),
+    ] {
+        app.ok(
+            &token("MUNICIPALITY", Some(m)),
+            &set_lines_q(),
+            json!({ "round": round, "lines": lines }),
+        )
+        .await;
+    }
+    let db = api::db::connect(&app.db.url).await.expect("connect");
+    db.execute_unprepared(&format!(
+        "UPDATE sites SET kind = 'NOT_A_KIND' WHERE code = '{}'",
+        sites.b
+    ))
+    .await
+    .expect("corrupt a site");
+
+    use api::config::{AllocationsCommand, Cli, Command, DbArgs};
+    let run = api::cli::run(Cli {
+        command: Command::Allocations(AllocationsCommand::ConfirmAll {
+            round: i32::try_from(round).expect("round id"),
+            db: DbArgs {
+                database_url: app.db.url.clone(),
+            },
+        }),
+    })
+    .await;
+    assert!(run.is_err(), "the run reports the failure");
+    assert_eq!(order_ids(&app.ok(&n, ORDERS, json!({})).await), Vec::<String>::new());
+    assert_eq!(app.ok(&n, OUTBOX, json!({})).await["outbox"], json!([]));
+    let q =
+        "query($round: Int!) { allocations(round: $round, level: MUNICIPALITY, prefecture: \"13\") { owner status } }";
+    let list = app.ok(&n, q, json!({ "round": round })).await["allocations"].clone();
+    let statuses: Vec<&Value> = list.as_array().expect("list").iter().map(|a| &a["status"]).collect();
+    assert_eq!(statuses.len(), 62);
+    assert!(statuses.iter().all(|s| **s == json!("DRAFT")), "{list}");
+}
