@@ -5,8 +5,7 @@
 //! `delivered_at`).
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Value;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::authz::{self, Actor};
 use crate::entities::outbox;
@@ -58,7 +57,7 @@ pub struct OutboxEntry {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: [&str; 10] = [
+pub(crate) const COLUMNS: [&str; 10] = [
     "topic",
     "aggregate_type",
     "aggregate_key",
@@ -71,31 +70,58 @@ const COLUMNS: [&str; 10] = [
     "created_at",
 ];
 
-/// Appends messages inside the caller's transaction: they become visible to the worker exactly
-/// when the change that caused them commits.
-pub(crate) async fn append<C: ConnectionTrait>(
-    db: &C,
-    entries: Vec<NewOutboxEntry>,
+/// Messages to append inside the caller's transaction: they become visible to the worker
+/// exactly when the change that caused them commits.
+pub(crate) struct Appended<'c> {
+    rows: crate::bulk::Rows<'c>,
     now: DateTime<Utc>,
-) -> DomainResult<()> {
-    let rows = entries
-        .into_iter()
-        .map(|e| -> Vec<Value> {
-            vec![
-                e.topic.into(),
-                e.aggregate_type.into(),
-                e.aggregate_key.into(),
-                e.destination.into(),
-                e.payload.into(),
-                e.idempotency_key.into(),
-                OutboxStatus::Pending.as_str().into(),
-                0i32.into(),
-                now.into(),
-                now.into(),
-            ]
-        })
-        .collect();
-    crate::bulk::insert(db, "outbox", &COLUMNS, rows, None).await
+}
+
+impl Appended<'static> {
+    pub(crate) fn new<C: crate::bulk::Target>(db: &C, now: DateTime<Utc>) -> Self {
+        Appended {
+            rows: crate::bulk::Rows::new(db, &COLUMNS),
+            now,
+        }
+    }
+
+    /// As a binary COPY stream into `outbox` (see `bulk::Rows::for_copy`).
+    pub(crate) fn for_copy(now: DateTime<Utc>) -> Self {
+        Appended {
+            rows: crate::bulk::Rows::for_copy(&COLUMNS),
+            now,
+        }
+    }
+}
+
+impl Appended<'_> {
+    pub(crate) fn push(&mut self, e: &NewOutboxEntry) {
+        use crate::bulk::Cell;
+        self.rows.push(&[
+            Cell::Text(&e.topic),
+            Cell::Text(&e.aggregate_type),
+            Cell::Text(&e.aggregate_key),
+            Cell::Text(&e.destination),
+            Cell::Text(&e.payload),
+            Cell::Text(&e.idempotency_key),
+            Cell::Text(OutboxStatus::Pending.as_str()),
+            Cell::Int4(0),
+            Cell::Time(self.now),
+            Cell::Time(self.now),
+        ]);
+    }
+
+    pub(crate) async fn write<C: crate::bulk::Target>(self, db: &C) -> DomainResult<()> {
+        crate::bulk::write(db, "outbox", self.rows).await
+    }
+
+    pub(crate) fn take_piece(&mut self) -> Option<Vec<u8>> {
+        self.rows.take_piece()
+    }
+
+    pub(crate) fn last_piece(self) -> Vec<u8> {
+        self.rows.last_piece()
+    }
 }
 
 pub(crate) fn from_model(m: outbox::Model) -> DomainResult<OutboxEntry> {

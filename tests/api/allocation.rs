@@ -1292,3 +1292,271 @@ async fn the_demo_data_set_leaves_a_round_for_chiyoda_to_confirm() {
     let orders = app.ok(&chiyoda, ORDERS, json!({})).await;
     assert!(!order_ids(&orders).is_empty());
 }
+
+/// Round 9 confirmed by each municipality itself (batch INSERT) and round 10 by the deadline
+/// run (on PostgreSQL binary COPY on a connection of its own) must store the same rows: every
+/// column of the orders (their ancillaries included), and the outbox entries with byte-for-byte the
+/// same message, once the round, the actor and the time are set aside. An order's outbox entry
+/// and message must carry its exact time (a wrong COPY encoding of `timestamptz` would show).
+#[tokio::test]
+async fn the_deadline_run_stores_the_same_rows_as_municipalities_confirming_their_own() {
+    use domain::entities::{order, outbox};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+    let app = TestApp::spawn().await;
+    let sites = seed_sites(&app).await;
+    import_population(&app).await;
+    let n = token("NATIONAL", None);
+    let mut rounds = Vec::new();
+    for number in [9, 10] {
+        let r = app
+            .ok(
+                &n,
+                CREATE_ROUND,
+                json!({ "input": { "product": "comirnaty", "number": number, "startsOn": "2021-07-05", "supply": 1000 } }),
+            )
+            .await["createRound"]["id"]
+            .as_i64()
+            .expect("id");
+        for (t, owner) in [(n.clone(), "NATIONAL"), (token("PREFECTURE", Some("13")), "13")] {
+            app.ok(&t, &propose_q(), json!({ "round": r, "owner": owner })).await;
+            app.ok(&t, CONFIRM, json!({ "round": r, "owner": owner })).await;
+        }
+        for (m, lines) in [
+            (
+                CHIYODA,
+                json!([{ "child": sites.a, "boxes": 2 }, { "child": sites.b, "boxes": 3 }, { "child": sites.venue, "boxes": 1 }]),
+            ),
+            (SHINJUKU, json!([{ "child": sites.shinjuku, "boxes": 4 }])),
+        ] {
+            app.ok(
+                &token("MUNICIPALITY", Some(m)),
+                &set_lines_q(),
+                json!({ "round": r, "lines": lines }),
+            )
+            .await;
+        }
+        rounds.push(r);
+    }
+    for m in [CHIYODA, SHINJUKU] {
+        app.ok(&token("MUNICIPALITY", Some(m)), CONFIRM, json!({ "round": rounds[0] }))
+            .await;
+    }
+    use api::config::{AllocationsCommand, Cli, Command, DbArgs};
+    api::cli::run(Cli {
+        command: Command::Allocations(AllocationsCommand::ConfirmAll {
+            round: i32::try_from(rounds[1]).expect("round id"),
+            db: DbArgs {
+                database_url: app.db.url.clone(),
+            },
+        }),
+    })
+    .await
+    .expect("deadline run");
+
+    let db = api::db::connect(&app.db.url).await.expect("connect");
+    // Per round: (orders, outbox entries) with the round, actor and time set aside.
+    let mut stored = Vec::new();
+    for r in &rounds {
+        let r = i32::try_from(*r).expect("round id");
+        let prefix = format!("{r}-");
+        let plain = |id: &str| id.replacen(&prefix, "R-", 1);
+        let orders = order::Entity::find()
+            .filter(order::Column::RoundId.eq(r))
+            .order_by_asc(order::Column::Id)
+            .all(&db)
+            .await
+            .expect("orders");
+        assert_eq!(orders.len(), 4, "one order per site with boxes");
+        let at: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> =
+            orders.iter().map(|o| (o.id.clone(), o.created_at)).collect();
+        let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
+        let orders: Vec<order::Model> = orders
+            .into_iter()
+            .map(|o| order::Model {
+                id: plain(&o.id),
+                round_id: 0,
+                allocation_id: 0,
+                created_at: chrono::DateTime::UNIX_EPOCH,
+                created_by: String::new(),
+                ..o
+            })
+            .collect();
+        for o in &orders {
+            let stored: Value = serde_json::from_str(o.ancillaries.as_deref().expect("ancillaries")).expect("json");
+            assert_eq!(
+                stored,
+                json!([
+                    { "product": "needle-25g", "perVial": 6, "pieces": o.doses },
+                    { "product": "syringe-lds", "perVial": 6, "pieces": o.doses }
+                ]),
+                "needle and syringe for each vial, with the order"
+            );
+        }
+        let entries: Vec<outbox::Model> = outbox::Entity::find()
+            .filter(outbox::Column::AggregateKey.is_in(ids))
+            .order_by_asc(outbox::Column::AggregateKey)
+            .all(&db)
+            .await
+            .expect("outbox")
+            .into_iter()
+            .map(|e| {
+                // Written with its order, in the same instant.
+                let at = at[&e.aggregate_key];
+                assert_eq!((e.created_at, e.next_attempt_at), (at, at), "{}", e.aggregate_key);
+                let mut payload: Value = serde_json::from_str(&e.payload).expect("json");
+                let instructed: chrono::DateTime<chrono::Utc> =
+                    serde_json::from_value(payload["instructedAt"].clone()).expect("instructedAt");
+                assert_eq!(instructed.timestamp_micros(), at.timestamp_micros());
+                assert_eq!(payload["round"]["id"], json!(r));
+                payload["orderId"] = json!(plain(payload["orderId"].as_str().expect("orderId")));
+                for key in ["instructedAt", "instructedBy"] {
+                    payload[key] = Value::Null;
+                }
+                for key in ["id", "number"] {
+                    payload["round"][key] = Value::Null;
+                }
+                outbox::Model {
+                    id: 0,
+                    aggregate_key: plain(&e.aggregate_key),
+                    idempotency_key: e.idempotency_key.replacen(&prefix, "R-", 1),
+                    payload: payload.to_string(),
+                    created_at: chrono::DateTime::UNIX_EPOCH,
+                    next_attempt_at: chrono::DateTime::UNIX_EPOCH,
+                    ..e
+                }
+            })
+            .collect();
+        assert_eq!(entries.len(), 4);
+        stored.push((orders, entries));
+    }
+    assert_eq!(stored[0], stored[1]);
+    let mut expected = vec![sites.a, sites.b, sites.venue, sites.shinjuku];
+    expected.sort();
+    let got: Vec<&str> = stored[1].0.iter().map(|o| o.site_code.as_str()).collect();
+    assert_eq!(got, expected);
+}
+
+/// Orders written before `orders.ancillaries` existed keep their ancillaries as
+/// `order_ancillaries` rows (column NULL); readers still show them, next to new orders.
+#[tokio::test]
+async fn orders_from_before_the_ancillaries_column_still_show_their_ancillary_rows() {
+    use domain::entities::{order, order_ancillary};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+
+    let app = TestApp::spawn().await;
+    let sites = seed_sites(&app).await;
+    let db = api::db::connect(&app.db.url).await.expect("connect");
+    let id = format!("1-{}", sites.a);
+    order::ActiveModel {
+        id: Set(id.clone()),
+        round_id: Set(1),
+        allocation_id: Set(1),
+        product_code: Set("comirnaty".into()),
+        site_code: Set(sites.a.clone()),
+        prefecture_code: Set("13".into()),
+        municipality_code: Set(CHIYODA.into()),
+        wholesaler_id: Set("suzuken".into()),
+        boxes: Set(1),
+        vials: Set(195),
+        doses: Set(1170),
+        status: Set("CREATED".into()),
+        created_at: Set(chrono::Utc::now()),
+        created_by: Set("MUNICIPALITY:131016".into()),
+        customer_code: Set(None),
+        sent_at: Set(None),
+        acknowledged_at: Set(None),
+        ack_reference: Set(None),
+        hold_reason: Set(None),
+        ancillaries: Set(None),
+    }
+    .insert(&db)
+    .await
+    .expect("legacy order");
+    for product in ["syringe-lds", "needle-25g"] {
+        order_ancillary::ActiveModel {
+            order_id: Set(id.clone()),
+            product_code: Set(product.into()),
+            per_vial: Set(6),
+            pieces: Set(1170),
+        }
+        .insert(&db)
+        .await
+        .expect("legacy ancillary");
+    }
+    let got = app
+        .ok(
+            &token("NATIONAL", None),
+            "query($id: String!) { order(id: $id) { id ancillaries { product perVial pieces } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        got["order"]["ancillaries"],
+        json!([
+            { "product": "needle-25g", "perVial": 6, "pieces": 1170 },
+            { "product": "syringe-lds", "perVial": 6, "pieces": 1170 }
+        ])
+    );
+}
+
+/// A deadline run that fails midway (here: a site row that no longer passes the site rules,
+/// found while its municipality's orders are being built) stores nothing: no order, no outbox
+/// entry, every municipality still in draft — also on PostgreSQL, where rows already streamed
+/// by COPY belong to the same transaction and are rolled back with it.
+#[tokio::test]
+async fn a_deadline_run_that_fails_midway_stores_nothing() {
+    use sea_orm::ConnectionTrait;
+
+    let app = TestApp::spawn().await;
+    let sites = seed_sites(&app).await;
+    import_population(&app).await;
+    let round = create_round(&app, Some(1000)).await;
+    let n = token("NATIONAL", None);
+    for (t, owner) in [(n.clone(), "NATIONAL"), (token("PREFECTURE", Some("13")), "13")] {
+        app.ok(&t, &propose_q(), json!({ "round": round, "owner": owner }))
+            .await;
+        app.ok(&t, CONFIRM, json!({ "round": round, "owner": owner })).await;
+    }
+    for (m, lines) in [
+        (
+            CHIYODA,
+            json!([{ "child": sites.a, "boxes": 2 }, { "child": sites.b, "boxes": 3 }]),
+        ),
+        (SHINJUKU, json!([{ "child": sites.shinjuku, "boxes": 4 }])),
+    ] {
+        app.ok(
+            &token("MUNICIPALITY", Some(m)),
+            &set_lines_q(),
+            json!({ "round": round, "lines": lines }),
+        )
+        .await;
+    }
+    let db = api::db::connect(&app.db.url).await.expect("connect");
+    db.execute_unprepared(&format!(
+        "UPDATE sites SET kind = 'NOT_A_KIND' WHERE code = '{}'",
+        sites.b
+    ))
+    .await
+    .expect("corrupt a site");
+
+    use api::config::{AllocationsCommand, Cli, Command, DbArgs};
+    let run = api::cli::run(Cli {
+        command: Command::Allocations(AllocationsCommand::ConfirmAll {
+            round: i32::try_from(round).expect("round id"),
+            db: DbArgs {
+                database_url: app.db.url.clone(),
+            },
+        }),
+    })
+    .await;
+    assert!(run.is_err(), "the run reports the failure");
+    assert_eq!(order_ids(&app.ok(&n, ORDERS, json!({})).await), Vec::<String>::new());
+    assert_eq!(app.ok(&n, OUTBOX, json!({})).await["outbox"], json!([]));
+    let q =
+        "query($round: Int!) { allocations(round: $round, level: MUNICIPALITY, prefecture: \"13\") { owner status } }";
+    let list = app.ok(&n, q, json!({ "round": round })).await["allocations"].clone();
+    let statuses: Vec<&Value> = list.as_array().expect("list").iter().map(|a| &a["status"]).collect();
+    assert_eq!(statuses.len(), 62);
+    assert!(statuses.iter().all(|s| **s == json!("DRAFT")), "{list}");
+}

@@ -11,7 +11,8 @@
 //!   same data, so the ratio says how many "sorts of the country" a proposal costs.
 //! * `allocation-confirm` (PostgreSQL) — the deadline run: `vsys allocations confirm-all`
 //!   confirming every municipality's site allocation of the round in one transaction — 70,000
-//!   lines, 70,000 orders, 140,000 ancillary lines, 70,000 outbox entries. Set-up (untimed): a
+//!   lines, 70,000 orders (their ancillaries in a column of each since migration 045; 140,000
+//!   `order_ancillaries` rows before), 70,000 outbox entries. Set-up (untimed): a
 //!   template database with the sites imported by `vsys sites import` (all of them made
 //!   ultra-cold base sites with a wholesaler and Comirnaty, so that every site gets a line and
 //!   an order), target population imported, a round of 210,000 boxes proposed and confirmed at
@@ -43,7 +44,8 @@ const SUPPLY_PER_SITE: u64 = 3;
 const TEMPLATE: &str = "bench_alloc_template";
 const RUN_DB: &str = "bench_alloc_run";
 const COPY_DB: &str = "bench_alloc_copy";
-/// The tables the deadline run writes, in the order the baseline loads them.
+/// The tables the deadline run writes (or wrote: `order_ancillaries` stays empty since
+/// migration 045, and copying it costs nothing), in the order the baseline loads them.
 const WRITTEN: [&str; 3] = ["orders", "order_ancillaries", "outbox"];
 
 /// Target population per site: prefectures and municipalities are weighted by their site count.

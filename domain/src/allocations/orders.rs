@@ -2,19 +2,21 @@
 //! reading orders. One code path serves a municipality confirming its own allocation (strict:
 //! any problem blocks it, with a report) and the operator's deadline run over every municipality
 //! still in draft (blocked municipalities are left in draft and reported; the rest confirm).
-//! Rows go in as multi-row INSERTs in chunks, never one round trip per order.
+//! Rows go in as batch INSERTs (or, in the deadline run on PostgreSQL, binary COPY), never one
+//! round trip per order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Query, Value};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::rows::{self, boxes};
 use super::{load_round, not_received};
 use crate::allocation::{AllocationOwner, AllocationStatus, Level, Round};
 use crate::authz::{self, Actor, AllocationAccess, OrderScope};
+use crate::bulk::{Cell, CopyTx, Rows, Target};
 use crate::codes::{MunicipalityCode, SiteCode, WholesalerId};
 use crate::entities::{allocation as allocation_e, allocation_line, order as order_e, order_ancillary, site};
 use crate::error::{BlockingItem, DomainError, DomainResult};
@@ -76,13 +78,11 @@ pub(super) async fn mark_confirmed<C: ConnectionTrait>(
 type BoxLine = (i32, String, i64);
 
 /// The lines with boxes of the given allocations (only the columns orders need), by allocation
-/// id, and the sites they name — one query each, the sites by a semi-join on the same lines.
-async fn lines_and_sites<C: ConnectionTrait>(
-    db: &C,
-    ids: &[i32],
-) -> DomainResult<(HashMap<i32, Vec<BoxLine>>, HashMap<String, Site>)> {
+/// id, and the rows of the sites they name — one query each, the sites by a semi-join on the
+/// same lines. Sites are checked and converted where they are used ([`Sites::get`]).
+async fn lines_and_sites<C: ConnectionTrait>(db: &C, ids: &[i32]) -> DomainResult<(HashMap<i32, Vec<BoxLine>>, Sites)> {
     let mut lines: HashMap<i32, Vec<BoxLine>> = HashMap::new();
-    let mut sites = HashMap::new();
+    let mut sites = Sites::default();
     for chunk in crate::bulk::in_chunks(ids) {
         let rows: Vec<BoxLine> = allocation_line::Entity::find()
             .select_only()
@@ -111,11 +111,28 @@ async fn lines_and_sites<C: ConnectionTrait>(
             .all(db)
             .await?
         {
-            let s = site_from_model(row)?;
-            sites.insert(s.code.as_str().to_owned(), s);
+            sites.rows.insert(row.code.clone(), row);
         }
     }
     Ok((lines, sites))
+}
+
+/// Site rows as read, converted (and so checked) on first use.
+#[derive(Default)]
+struct Sites {
+    rows: HashMap<String, site::Model>,
+    checked: HashMap<String, Site>,
+}
+
+impl Sites {
+    fn get(&mut self, code: &str) -> DomainResult<&Site> {
+        if let Some(row) = self.rows.remove(code) {
+            self.checked.insert(code.to_owned(), site_from_model(row)?);
+        }
+        self.checked
+            .get(code)
+            .ok_or_else(|| rows::corrupt("allocation line", code, "site missing"))
+    }
 }
 
 fn blocking(site: &str, p: OrderProblem) -> BlockingItem {
@@ -134,6 +151,50 @@ struct Planned {
     phases: Vec<(&'static str, Duration)>,
 }
 
+/// What one municipality's lines become: its orders with their `order.created` messages, or
+/// every problem that blocks it.
+type MunicipalityPlan = Result<Vec<(Order, String)>, (MunicipalityCode, Vec<BlockingItem>)>;
+
+/// What is fixed for a whole run of planning.
+struct Planner<'a> {
+    round: &'a Round,
+    product: &'a Product,
+    now: DateTime<Utc>,
+    label: String,
+}
+
+impl Planner<'_> {
+    fn municipality(
+        &self,
+        h: &allocation_e::Model,
+        lines: Vec<BoxLine>,
+        sites: &mut Sites,
+    ) -> DomainResult<MunicipalityPlan> {
+        let AllocationOwner::Municipality(m) = rows::owner_of(h)? else {
+            return Err(rows::corrupt("allocation", h.id, "not a municipality's"));
+        };
+        let mut orders = Vec::with_capacity(lines.len());
+        let mut problems = Vec::new();
+        for (_, code, n) in lines {
+            let n = boxes(n, "allocation line", &code)?;
+            let site = sites.get(&code)?;
+            match build_order(self.round, h.id, self.product, site, &m, n, self.now, &self.label) {
+                Ok(o) => {
+                    let payload = serde_json::to_string(&order::order_created(&o, self.round, site))
+                        .map_err(|e| DomainError::Corrupt(e.to_string()))?;
+                    orders.push((o, payload));
+                }
+                Err(p) => problems.push(blocking(&code, p)),
+            }
+        }
+        Ok(if problems.is_empty() {
+            Ok(orders)
+        } else {
+            Err((m, problems))
+        })
+    }
+}
+
 async fn plan<C: ConnectionTrait>(
     db: &C,
     actor: &Actor,
@@ -144,40 +205,27 @@ async fn plan<C: ConnectionTrait>(
 ) -> DomainResult<Planned> {
     let start = Instant::now();
     let ids: Vec<i32> = headers.iter().map(|h| h.id).collect();
-    let (mut lines, sites) = lines_and_sites(db, &ids).await?;
+    let (mut lines, mut sites) = lines_and_sites(db, &ids).await?;
     let loaded = start.elapsed();
-    let label = actor.label();
+    let planner = Planner {
+        round,
+        product,
+        now,
+        label: actor.label(),
+    };
     let mut planned = Planned {
-        orders: Vec::with_capacity(sites.len()),
+        orders: Vec::with_capacity(sites.rows.len()),
         blocked: Vec::new(),
         confirmable: Vec::with_capacity(headers.len()),
         phases: vec![("loading lines and sites", loaded)],
     };
     for h in headers {
-        let AllocationOwner::Municipality(m) = rows::owner_of(h)? else {
-            return Err(rows::corrupt("allocation", h.id, "not a municipality's"));
-        };
-        let mut orders = Vec::new();
-        let mut problems = Vec::new();
-        for (_, code, n) in lines.remove(&h.id).unwrap_or_default() {
-            let n = boxes(n, "allocation line", &code)?;
-            let Some(site) = sites.get(&code) else {
-                return Err(rows::corrupt("allocation line", &code, "site missing"));
-            };
-            match build_order(round, h.id, product, site, &m, n, now, &label) {
-                Ok(o) => {
-                    let payload = serde_json::to_string(&order::order_created(&o, round, site))
-                        .map_err(|e| DomainError::Corrupt(e.to_string()))?;
-                    orders.push((o, payload));
-                }
-                Err(p) => problems.push(blocking(&code, p)),
+        match planner.municipality(h, lines.remove(&h.id).unwrap_or_default(), &mut sites)? {
+            Ok(orders) => {
+                planned.orders.extend(orders);
+                planned.confirmable.push(h.id);
             }
-        }
-        if problems.is_empty() {
-            planned.orders.extend(orders);
-            planned.confirmable.push(h.id);
-        } else {
-            planned.blocked.push((m, problems));
+            Err(blocked) => planned.blocked.push(blocked),
         }
     }
     planned.phases.push((
@@ -187,7 +235,7 @@ async fn plan<C: ConnectionTrait>(
     Ok(planned)
 }
 
-const ORDER_COLUMNS: [&str; 14] = [
+const ORDER_COLUMNS: [&str; 15] = [
     "id",
     "round_id",
     "allocation_id",
@@ -202,17 +250,48 @@ const ORDER_COLUMNS: [&str; 14] = [
     "status",
     "created_at",
     "created_by",
+    "ancillaries",
 ];
 
-fn n(x: u64) -> Value {
-    i64::try_from(x).unwrap_or(i64::MAX).into()
+fn n(x: u64) -> Cell<'static> {
+    Cell::Int8(i64::try_from(x).unwrap_or(i64::MAX))
 }
 
-/// Writes the orders, their ancillaries and their outbox entries, then marks the allocations
-/// confirmed — all inside the caller's transaction. `strict`: any problem fails the whole call
-/// with a report (a municipality confirming its own); otherwise blocked municipalities are left
-/// in draft and returned.
-pub(super) async fn write_orders<C: ConnectionTrait>(
+/// Adds an order to `orders` and its `order.created` message to `outbox`.
+fn push_order(orders: &mut Rows<'_>, outbox: &mut outbox::Appended<'_>, o: Order, payload: String) {
+    orders.push(&[
+        Cell::Text(&o.id),
+        Cell::Int4(o.round),
+        Cell::Int4(o.allocation),
+        Cell::Text(o.product.as_str()),
+        Cell::Text(o.site.as_str()),
+        Cell::Text(o.municipality.prefecture().as_str()),
+        Cell::Text(o.municipality.as_str()),
+        Cell::Text(o.wholesaler.as_str()),
+        n(o.boxes.get()),
+        n(o.vials.get()),
+        n(o.doses.get()),
+        Cell::Text(o.status.as_str()),
+        Cell::Time(o.created_at),
+        Cell::Text(&o.created_by),
+        Cell::Text(&rows::ancillaries_column(&o.ancillaries)),
+    ]);
+    outbox.push(&NewOutboxEntry {
+        topic: TOPIC_ORDER_CREATED.to_owned(),
+        aggregate_type: AGGREGATE_ORDER.to_owned(),
+        idempotency_key: idempotency_key(&o.id),
+        destination: destination(&o.wholesaler),
+        aggregate_key: o.id,
+        payload,
+    });
+}
+
+/// Writes the orders (their ancillaries in a column of each) and their outbox entries, then marks the allocations
+/// confirmed — all inside the caller's transaction (by COPY when it is the deadline run's
+/// [`CopyTx`], by INSERT otherwise: the same rows either way). `strict`: any problem fails the
+/// whole call with a report (a municipality confirming its own); otherwise blocked
+/// municipalities are left in draft and returned.
+pub(super) async fn write_orders<C: Target>(
     db: &C,
     actor: &Actor,
     round: &Round,
@@ -236,42 +315,10 @@ pub(super) async fn write_orders<C: ConnectionTrait>(
     }
     let start = Instant::now();
     let count = planned.orders.len() as u64;
-    let mut order_rows = Vec::with_capacity(planned.orders.len());
-    let mut ancillary_rows = Vec::new();
-    let mut outbox_rows = Vec::with_capacity(planned.orders.len());
-    for (o, payload) in planned.orders {
-        order_rows.push(vec![
-            o.id.clone().into(),
-            o.round.into(),
-            o.allocation.into(),
-            o.product.as_str().to_owned().into(),
-            o.site.as_str().to_owned().into(),
-            o.municipality.prefecture().as_str().into(),
-            o.municipality.as_str().to_owned().into(),
-            o.wholesaler.as_str().to_owned().into(),
-            n(o.boxes.get()),
-            n(o.vials.get()),
-            n(o.doses.get()),
-            o.status.as_str().into(),
-            o.created_at.into(),
-            o.created_by.clone().into(),
-        ]);
-        for a in &o.ancillaries {
-            ancillary_rows.push(vec![
-                o.id.clone().into(),
-                a.product.as_str().to_owned().into(),
-                i32::try_from(a.per_vial.get()).unwrap_or(i32::MAX).into(),
-                n(a.pieces.get()),
-            ]);
-        }
-        outbox_rows.push(NewOutboxEntry {
-            topic: TOPIC_ORDER_CREATED.to_owned(),
-            aggregate_type: AGGREGATE_ORDER.to_owned(),
-            idempotency_key: idempotency_key(&o.id),
-            destination: destination(&o.wholesaler),
-            aggregate_key: o.id,
-            payload,
-        });
+    let mut order_rows = Rows::new(db, &ORDER_COLUMNS);
+    let mut outbox_rows = outbox::Appended::new(db, now);
+    for (o, payload) in std::mem::take(&mut planned.orders) {
+        push_order(&mut order_rows, &mut outbox_rows, o, payload);
     }
     planned.phases.push(("preparing rows", start.elapsed()));
     let mut lap = Instant::now();
@@ -279,18 +326,9 @@ pub(super) async fn write_orders<C: ConnectionTrait>(
         phases.push((name, lap.elapsed()));
         lap = Instant::now();
     };
-    crate::bulk::insert(db, "orders", &ORDER_COLUMNS, order_rows, None).await?;
+    crate::bulk::write(db, "orders", order_rows).await?;
     phase("inserting orders", &mut planned.phases);
-    crate::bulk::insert(
-        db,
-        "order_ancillaries",
-        &["order_id", "product_code", "per_vial", "pieces"],
-        ancillary_rows,
-        None,
-    )
-    .await?;
-    phase("inserting their ancillaries", &mut planned.phases);
-    outbox::append(db, outbox_rows, now).await?;
+    outbox_rows.write(db).await?;
     phase("inserting outbox entries", &mut planned.phases);
     mark_confirmed(db, &planned.confirmable, actor, now).await?;
     phase("marking allocations confirmed", &mut planned.phases);
@@ -302,30 +340,147 @@ pub(super) async fn write_orders<C: ConnectionTrait>(
     })
 }
 
+/// The draft municipality allocations of the round, locked for this transaction (as a
+/// municipality's own confirmation or edit locks its header): nobody edits or confirms them
+/// until the run commits or rolls back.
+async fn draft_headers<C: ConnectionTrait>(db: &C, round_id: i32) -> DomainResult<Vec<allocation_e::Model>> {
+    Ok(allocation_e::Entity::find()
+        .filter(allocation_e::Column::RoundId.eq(round_id))
+        .filter(allocation_e::Column::Level.eq(Level::Municipality.as_str()))
+        .filter(allocation_e::Column::Status.eq(AllocationStatus::Draft.as_str()))
+        .order_by_asc(allocation_e::Column::Id)
+        .lock_exclusive()
+        .all(db)
+        .await?)
+}
+
+/// The deadline run inside an ordinary write transaction (SQLite): everything but the commit.
+async fn confirm_all_in<C: Target>(tx: &C, actor: &Actor, round_id: i32) -> DomainResult<Written> {
+    let round = load_round(tx, round_id).await?;
+    let product = product::get_in(tx, &round.product).await?;
+    let headers = draft_headers(tx, round_id).await?;
+    write_orders(tx, actor, &round, &product, headers, false, Utc::now()).await
+}
+
+/// What the deadline run's row builder found.
+#[derive(Default)]
+struct Built {
+    orders: u64,
+    confirmable: Vec<i32>,
+    blocked: Vec<(MunicipalityCode, Vec<BlockingItem>)>,
+}
+
+/// The deadline run on a [`CopyTx`] (PostgreSQL): everything but the commit. The same plan and
+/// rows as [`write_orders`], but pipelined: a blocking task checks sites and builds orders,
+/// messages and their COPY rows municipality by municipality, while this task streams them to
+/// the server — orders first, then outbox entries — so building overlaps storing on the
+/// machine's other core. Only complete municipalities reach the stream (a blocked one is
+/// decided before any of its rows is encoded).
+async fn confirm_all_by_copy(tx: &CopyTx, actor: &Actor, round_id: i32) -> DomainResult<Written> {
+    let start = Instant::now();
+    let round = load_round(tx, round_id).await?;
+    let product = product::get_in(tx, &round.product).await?;
+    let headers = draft_headers(tx, round_id).await?;
+    let now = Utc::now();
+    let ids: Vec<i32> = headers.iter().map(|h| h.id).collect();
+    let (mut lines, mut sites) = lines_and_sites(tx, &ids).await?;
+    let mut phases = vec![("loading lines and sites", start.elapsed())];
+    let mut lap = Instant::now();
+
+    let (orders_out, orders_in) = tokio::sync::mpsc::unbounded_channel();
+    let (outbox_out, outbox_in) = tokio::sync::mpsc::unbounded_channel();
+    let label = actor.label();
+    let builder = tokio::task::spawn_blocking(move || -> DomainResult<Built> {
+        let planner = Planner {
+            round: &round,
+            product: &product,
+            now,
+            label,
+        };
+        let mut order_rows = Rows::for_copy(&ORDER_COLUMNS);
+        let mut outbox_rows = outbox::Appended::for_copy(now);
+        let mut built = Built::default();
+        for h in &headers {
+            match planner.municipality(h, lines.remove(&h.id).unwrap_or_default(), &mut sites)? {
+                Ok(orders) => {
+                    built.orders += orders.len() as u64;
+                    for (o, payload) in orders {
+                        push_order(&mut order_rows, &mut outbox_rows, o, payload);
+                    }
+                    built.confirmable.push(h.id);
+                }
+                Err(blocked) => built.blocked.push(blocked),
+            }
+            // A closed channel means the COPY failed; its error is the one reported.
+            if let Some(piece) = order_rows.take_piece() {
+                let _ = orders_out.send(piece);
+            }
+            if let Some(piece) = outbox_rows.take_piece() {
+                let _ = outbox_out.send(piece);
+            }
+        }
+        let _ = orders_out.send(order_rows.last_piece());
+        let _ = outbox_out.send(outbox_rows.last_piece());
+        Ok(built)
+    });
+    let orders = tx
+        .copy_stream(&crate::bulk::copy_sql("orders", &ORDER_COLUMNS), orders_in)
+        .await;
+    phases.push((
+        "checking sites, building and copying orders (overlapped)",
+        lap.elapsed(),
+    ));
+    lap = Instant::now();
+    let copied = match orders {
+        Ok(()) => {
+            tx.copy_stream(&crate::bulk::copy_sql("outbox", &outbox::COLUMNS), outbox_in)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    // The builder's own error first: a stream it cut short is not a complete one.
+    let built = builder
+        .await
+        .map_err(|e| DomainError::Corrupt(format!("building the deadline run's rows failed: {e}")))??;
+    copied?;
+    phases.push(("copying outbox entries", lap.elapsed()));
+    lap = Instant::now();
+    mark_confirmed(tx, &built.confirmable, actor, now).await?;
+    phases.push(("marking allocations confirmed", lap.elapsed()));
+    Ok(Written {
+        confirmed: built.confirmable.len() as u64,
+        orders: built.orders,
+        blocked: built.blocked,
+        phases,
+    })
+}
+
 /// The deadline run (operator only): confirms every municipality allocation of the round that
 /// is still in draft, as if each municipality had confirmed it, in one transaction. A
-/// municipality with a problem stays in draft and is reported; the others confirm.
+/// municipality with a problem stays in draft and is reported; the others confirm. On
+/// PostgreSQL the transaction runs on a connection of its own so its rows go in by COPY
+/// ([`CopyTx`]); on SQLite it is an ordinary write transaction.
 pub async fn confirm_all_municipalities(
     store: &Store,
     actor: &Actor,
     round_id: i32,
 ) -> DomainResult<BulkConfirmReport> {
     authz::can_confirm_in_bulk(actor)?;
-    let tx = store.write().await?;
-    let round = load_round(&*tx, round_id).await?;
-    let product = product::get_in(&*tx, &round.product).await?;
-    let headers = allocation_e::Entity::find()
-        .filter(allocation_e::Column::RoundId.eq(round_id))
-        .filter(allocation_e::Column::Level.eq(Level::Municipality.as_str()))
-        .filter(allocation_e::Column::Status.eq(AllocationStatus::Draft.as_str()))
-        .order_by_asc(allocation_e::Column::Id)
-        .lock_exclusive()
-        .all(&*tx)
-        .await?;
-    let now = Utc::now();
-    let mut w = write_orders(&*tx, actor, &round, &product, headers, false, now).await?;
-    let start = Instant::now();
-    tx.commit().await?;
+    let (mut w, start) = match CopyTx::begin(store).await? {
+        Some(tx) => {
+            let w = confirm_all_by_copy(&tx, actor, round_id).await?;
+            let start = Instant::now();
+            tx.commit().await?;
+            (w, start)
+        }
+        None => {
+            let tx = store.write().await?;
+            let w = confirm_all_in(&*tx, actor, round_id).await?;
+            let start = Instant::now();
+            tx.commit().await?;
+            (w, start)
+        }
+    };
     w.phases.push(("commit", start.elapsed()));
     tracing::info!(round = round_id, confirmed = w.confirmed, orders = w.orders, blocked = w.blocked.len(), actor = %actor.label(), "municipality allocations confirmed in bulk");
     Ok(BulkConfirmReport {
@@ -394,8 +549,14 @@ fn scope_condition(scope: &OrderScope) -> Condition {
     }
 }
 
+/// Orders from their rows, with the `order_ancillaries` rows of those written before
+/// `orders.ancillaries` existed (none for newer orders, so no query).
 async fn with_ancillaries<C: ConnectionTrait>(db: &C, models: Vec<order_e::Model>) -> DomainResult<Vec<Order>> {
-    let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
+    let ids: Vec<String> = models
+        .iter()
+        .filter(|m| m.ancillaries.is_none())
+        .map(|m| m.id.clone())
+        .collect();
     let mut anc: BTreeMap<String, Vec<order_ancillary::Model>> = BTreeMap::new();
     for chunk in crate::bulk::in_chunks(&ids) {
         for a in order_ancillary::Entity::find()

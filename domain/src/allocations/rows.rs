@@ -129,10 +129,60 @@ pub(super) fn request_from_model(m: allocation_request::Model) -> DomainResult<A
     })
 }
 
-pub(super) fn order_from_model(m: order::Model, ancillaries: Vec<order_ancillary::Model>) -> DomainResult<Order> {
+/// One ancillary of an order as stored in `orders.ancillaries` (JSON).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredAncillary<'a> {
+    product: std::borrow::Cow<'a, str>,
+    per_vial: u32,
+    pieces: u64,
+}
+
+/// `orders.ancillaries` for an order's ancillaries, in product-code order (the order readers
+/// always listed them in).
+pub(super) fn ancillaries_column(ancillaries: &[OrderAncillary]) -> String {
+    let mut stored: Vec<StoredAncillary<'_>> = ancillaries
+        .iter()
+        .map(|a| StoredAncillary {
+            product: a.product.as_str().into(),
+            per_vial: a.per_vial.get(),
+            pieces: a.pieces.get(),
+        })
+        .collect();
+    stored.sort_by(|x, y| x.product.cmp(&y.product));
+    // Serialising plain strings and numbers cannot fail.
+    serde_json::to_string(&stored).unwrap_or_default()
+}
+
+/// An order from its row; `legacy`: its `order_ancillaries` rows, read only for orders written
+/// before `orders.ancillaries` existed (column NULL).
+pub(super) fn order_from_model(m: order::Model, legacy: Vec<order_ancillary::Model>) -> DomainResult<Order> {
     let id = m.id.clone();
     let c = |e: &dyn std::fmt::Display| corrupt("order", &id, e);
     let n = |x: i64| u64::try_from(x).map_err(|_| corrupt("order", &id, "negative quantity"));
+    let ancillaries = match &m.ancillaries {
+        Some(json) => serde_json::from_str::<Vec<StoredAncillary<'_>>>(json)
+            .map_err(|e| c(&e))?
+            .into_iter()
+            .map(|a| {
+                Ok(OrderAncillary {
+                    product: a.product.parse().map_err(|e| c(&e))?,
+                    per_vial: PerVial::new(a.per_vial).map_err(|e| c(&e))?,
+                    pieces: Pieces::new(a.pieces),
+                })
+            })
+            .collect::<DomainResult<_>>()?,
+        None => legacy
+            .into_iter()
+            .map(|a| {
+                Ok(OrderAncillary {
+                    product: a.product_code.parse().map_err(|e| c(&e))?,
+                    per_vial: PerVial::new(u32::try_from(a.per_vial).unwrap_or(0)).map_err(|e| c(&e))?,
+                    pieces: Pieces::new(n(a.pieces)?),
+                })
+            })
+            .collect::<DomainResult<_>>()?,
+    };
     Ok(Order {
         round: m.round_id,
         allocation: m.allocation_id,
@@ -143,16 +193,7 @@ pub(super) fn order_from_model(m: order::Model, ancillaries: Vec<order_ancillary
         boxes: Boxes::new(n(m.boxes)?),
         vials: Vials::new(n(m.vials)?),
         doses: Doses::new(n(m.doses)?),
-        ancillaries: ancillaries
-            .into_iter()
-            .map(|a| {
-                Ok(OrderAncillary {
-                    product: a.product_code.parse().map_err(|e| c(&e))?,
-                    per_vial: PerVial::new(u32::try_from(a.per_vial).unwrap_or(0)).map_err(|e| c(&e))?,
-                    pieces: Pieces::new(n(a.pieces)?),
-                })
-            })
-            .collect::<DomainResult<_>>()?,
+        ancillaries,
         status: m.status.parse().map_err(|e: String| c(&e))?,
         created_at: m.created_at,
         created_by: m.created_by,

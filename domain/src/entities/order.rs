@@ -25,6 +25,9 @@ pub struct Model {
     pub ack_reference: Option<String>,
     /// Why the order waits (no customer code yet, wholesaler not configured).
     pub hold_reason: Option<String>,
+    /// The ancillaries shipped with the order, as JSON (`[{"product", "perVial", "pieces"}]`);
+    /// NULL for orders written before it existed, whose ancillaries are `order_ancillaries` rows.
+    pub ancillaries: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
