@@ -53,7 +53,7 @@ const COLUMNS: [&str; 8] = [
 
 /// Writes one audit row per person for `fields` (nothing when no personal field is read),
 /// after checking the reader may read each of them.
-pub(crate) async fn record(
+pub async fn record(
     store: &Store,
     reader: &Reader<'_>,
     persons: &[(&MunicipalityCode, i64)],

@@ -631,3 +631,47 @@ pub async fn counts(
         })
         .collect()
 }
+
+/// Re-seals every stored My Number that is not sealed with the current key (after a new key was
+/// put first in the configuration), in pages of 1,000 rows, each page in its own transaction.
+/// The lookup hash is unchanged. Returns how many were re-sealed. Operator only.
+pub async fn rekey(store: &Store, keys: &PersonalKeys, actor: &Actor) -> DomainResult<u64> {
+    if !matches!(actor, Actor::System) {
+        return Err(DomainError::Forbidden("re-sealing is done by the operator on the server".into()));
+    }
+    let current = keys.current_key_id().to_owned();
+    let mut after = 0i64;
+    let mut done = 0u64;
+    loop {
+        let tx = store.write().await?;
+        let page = person::Entity::find()
+            .filter(person::Column::Id.gt(after))
+            .filter(person::Column::MyNumberKeyId.is_not_null())
+            .filter(person::Column::MyNumberKeyId.ne(current.clone()))
+            .order_by_asc(person::Column::Id)
+            .limit(1_000)
+            .all(&*tx)
+            .await?;
+        let Some(last) = page.last().map(|m| m.id) else {
+            return Ok(done);
+        };
+        for m in page {
+            let id = m.id;
+            let (Some(key_id), Some(blob)) = (m.my_number_key_id.clone(), m.my_number_sealed.clone()) else {
+                continue;
+            };
+            let municipality: MunicipalityCode = m.municipality_code.parse().map_err(|_| corrupt(id, "bad municipality"))?;
+            let coupon: CouponNumber = m.coupon_number.trim().parse().map_err(|_| corrupt(id, "bad coupon"))?;
+            let context = seal_context(&municipality, &coupon);
+            let n = keys.open_my_number(&Sealed { key_id, blob }, &context).map_err(key_error)?;
+            let s = keys.seal_my_number(&n, &context).map_err(key_error)?;
+            let mut a: person::ActiveModel = m.into();
+            a.my_number_key_id = Set(Some(s.key_id));
+            a.my_number_sealed = Set(Some(s.blob));
+            a.update(&*tx).await?;
+            done += 1;
+        }
+        tx.commit().await?;
+        after = last;
+    }
+}
