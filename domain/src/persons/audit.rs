@@ -89,6 +89,22 @@ pub(crate) async fn record_in<C: ConnectionTrait>(
             authz::can_read_person_field(reader.actor, m, *f, purpose.map(Purpose::as_str))?;
         }
     }
+    write_rows(db, reader, persons, fields, purpose).await
+}
+
+/// Appends the rows without deciding anything: for reads the caller authorised on other
+/// grounds (a municipality's look-up of earlier rows of its own resident, `authz`-checked
+/// against that resident, writes rows for persons of other municipalities).
+pub(crate) async fn write_rows<C: ConnectionTrait>(
+    db: &C,
+    reader: &Reader<'_>,
+    persons: &[(&MunicipalityCode, i64)],
+    fields: &[PersonField],
+    purpose: Option<&Purpose>,
+) -> DomainResult<()> {
+    if fields.is_empty() || persons.is_empty() {
+        return Ok(());
+    }
     let now = Utc::now();
     let names = fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(",");
     let label = reader.actor.label();

@@ -534,7 +534,8 @@ pub async fn link_earlier_records(
         .await?;
     }
     let refs: Vec<(&MunicipalityCode, i64)> = audited.iter().map(|(m, i)| (m, *i)).collect();
-    audit::record_in(&*tx, reader, &refs, &[PersonField::EarlierRecordLookup], Some(purpose)).await?;
+    // Authorised above against the mover's own row; the rows found belong to other municipalities.
+    audit::write_rows(&*tx, reader, &refs, &[PersonField::EarlierRecordLookup], Some(purpose)).await?;
     let links = load_links(&*tx, id).await?;
     tx.commit().await?;
     tracing::info!(person = id, found = earlier.len(), actor = %reader.actor.label(), "earlier records linked");
