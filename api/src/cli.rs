@@ -254,12 +254,12 @@ async fn import_persons(
     database_url: &str,
     key_args: &crate::config::PersonalKeyArgs,
 ) -> anyhow::Result<()> {
-    let municipality: domain::codes::MunicipalityCode =
-        municipality.parse().map_err(|e| anyhow::anyhow!("--municipality: {e}"))?;
+    let municipality: domain::codes::MunicipalityCode = municipality
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--municipality: {e}"))?;
     let keys = load_keys(key_args, database_url)?;
-    let reader = std::io::BufReader::new(
-        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?,
-    );
+    let reader =
+        std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?);
     let store = Store::new(crate::db::connect(database_url).await?);
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(0)

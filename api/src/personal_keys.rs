@@ -66,7 +66,11 @@ fn sqlite_file(database_url: &str) -> Option<Option<PathBuf>> {
 fn parse_file(path: &Path) -> anyhow::Result<PersonalKeys> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the key file {}", path.display()))?;
     let (mut encryption, mut lookup) = (None, None);
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         match line.split_once('=') {
             Some(("encryption", v)) => encryption = Some(v.trim().to_owned()),
             Some(("lookup", v)) => lookup = Some(v.trim().to_owned()),
@@ -77,7 +81,10 @@ fn parse_file(path: &Path) -> anyhow::Result<PersonalKeys> {
         }
     }
     let (Some(e), Some(l)) = (encryption, lookup) else {
-        bail!("the key file {} needs an encryption= and a lookup= line", path.display());
+        bail!(
+            "the key file {} needs an encryption= and a lookup= line",
+            path.display()
+        );
     };
     PersonalKeys::parse(&e, &l).with_context(|| format!("the key file {}", path.display()))
 }
@@ -178,9 +185,9 @@ pub fn load_and_announce(settings: &PersonalKeySettings, database_url: &str) -> 
             "personal-data keys: none configured, so a development key file was generated beside the SQLite \
              database (mode 0600); keep it with the database, and configure real keys for production"
         ),
-        KeySource::Ephemeral => tracing::warn!(
-            "personal-data keys: in-memory database, so keys were generated for this process only"
-        ),
+        KeySource::Ephemeral => {
+            tracing::warn!("personal-data keys: in-memory database, so keys were generated for this process only")
+        }
     }
     Ok(keys)
 }
@@ -191,7 +198,10 @@ mod tests {
 
     #[test]
     fn sqlite_urls_name_their_file() {
-        assert_eq!(sqlite_file("sqlite://vsys.db?mode=rwc"), Some(Some(PathBuf::from("vsys.db"))));
+        assert_eq!(
+            sqlite_file("sqlite://vsys.db?mode=rwc"),
+            Some(Some(PathBuf::from("vsys.db")))
+        );
         assert_eq!(sqlite_file("sqlite:/tmp/x.db"), Some(Some(PathBuf::from("/tmp/x.db"))));
         assert_eq!(sqlite_file("sqlite::memory:"), Some(None));
         assert_eq!(sqlite_file("postgres://u@h/db"), None);
@@ -207,10 +217,7 @@ mod tests {
         let debug = format!("{s:?}");
         assert!(!debug.contains(s.lookup.as_deref().unwrap_or("-")), "{debug}");
         assert!(s.load("postgres://x").is_ok());
-        let half = PersonalKeySettings {
-            lookup: None,
-            ..s
-        };
+        let half = PersonalKeySettings { lookup: None, ..s };
         assert!(half.load("postgres://x").is_err());
     }
 

@@ -149,6 +149,12 @@ mod tests {
 /// Fixed personal-data keys for every `vsys serve` the benchmarks start: on PostgreSQL the
 /// server refuses to start without configured keys (benchmark data holds no real My Number).
 pub fn with_personal_keys(cmd: &mut Command) -> &mut Command {
-    cmd.env("VSYS_PERSONAL_KEYS", "bench:YmVuY2gtcGVyc29uYWwtZW5jcnlwdGlvbi1rZXktMzI=")
-        .env("VSYS_PERSONAL_LOOKUP_KEY", "YmVuY2gtcGVyc29uYWwtbG9va3VwLWhhc2gta2V5MzI=")
+    cmd.env(
+        "VSYS_PERSONAL_KEYS",
+        "bench:YmVuY2gtcGVyc29uYWwtZW5jcnlwdGlvbi1rZXktMzI=",
+    )
+    .env(
+        "VSYS_PERSONAL_LOOKUP_KEY",
+        "YmVuY2gtcGVyc29uYWwtbG9va3VwLWhhc2gta2V5MzI=",
+    )
 }

@@ -1193,9 +1193,7 @@ pub fn person_read_scope(actor: &Actor) -> Result<Option<MunicipalityCode>, Deni
     match actor {
         Actor::System => Ok(None),
         Actor::Municipality(m) => Ok(Some(*m)),
-        Actor::National | Actor::Prefecture(_) => {
-            deny("PREFECTURE and NATIONAL see counts of persons, never persons")
-        }
+        Actor::National | Actor::Prefecture(_) => deny("PREFECTURE and NATIONAL see counts of persons, never persons"),
         _ => deny("this role sees no person"),
     }
 }
@@ -1221,11 +1219,15 @@ pub fn can_read_person_field(
         _ => return deny(format!("{field} is personal data this role may not read")),
     };
     if !own {
-        return deny(format!("{field} is read only by the person's municipality of residence"));
+        return deny(format!(
+            "{field} is read only by the person's municipality of residence"
+        ));
     }
     let needs_purpose = matches!(field, PersonField::MyNumber | PersonField::EarlierRecordLookup);
     if needs_purpose && purpose.is_none_or(|p| p.trim().is_empty()) {
-        return deny(format!("{field} is read only with a stated purpose (argument `purpose`)"));
+        return deny(format!(
+            "{field} is read only with a stated purpose (argument `purpose`)"
+        ));
     }
     Ok(())
 }
@@ -1284,7 +1286,11 @@ mod person_tests {
                     let stated = purpose.is_some_and(|p| !p.is_empty());
                     let want = own_or_operator && (!protected || stated);
                     let got = can_read_person_field(actor, &chiyoda, *field, purpose);
-                    assert_eq!(got.is_ok(), want, "{who} reads {field} with purpose {purpose:?}: {got:?}");
+                    assert_eq!(
+                        got.is_ok(),
+                        want,
+                        "{who} reads {field} with purpose {purpose:?}: {got:?}"
+                    );
                     if let Err(Denied(reason)) = got {
                         assert!(reason.contains(field.as_str()), "{reason}");
                     }
@@ -1293,11 +1299,18 @@ mod person_tests {
             let manage = can_manage_persons(actor, &chiyoda).is_ok();
             assert_eq!(manage, own_or_operator, "{who} manages Chiyoda's persons");
             let scope = person_read_scope(actor);
-            assert_eq!(scope.is_ok(), own_or_operator || *who == "other municipality", "{who} lists persons");
+            assert_eq!(
+                scope.is_ok(),
+                own_or_operator || *who == "other municipality",
+                "{who} lists persons"
+            );
             let counts = person_count_scope(actor).is_ok();
             assert_eq!(
                 counts,
-                matches!(*who, "own municipality" | "other municipality" | "prefecture" | "national" | "operator"),
+                matches!(
+                    *who,
+                    "own municipality" | "other municipality" | "prefecture" | "national" | "operator"
+                ),
                 "{who} counts persons"
             );
         }

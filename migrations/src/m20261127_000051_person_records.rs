@@ -51,7 +51,11 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index("person_links_pair", "person_links", &["person_id", "earlier_person_id"]).unique().to_owned())
+            .create_index(
+                index("person_links_pair", "person_links", &["person_id", "earlier_person_id"])
+                    .unique()
+                    .to_owned(),
+            )
             .await?;
         manager
             .create_index(index("person_links_earlier", "person_links", &["earlier_person_id"]))
@@ -74,7 +78,11 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index("person_access_log_person", "person_access_log", &["person_id", "id"]))
+            .create_index(index(
+                "person_access_log_person",
+                "person_access_log",
+                &["person_id", "id"],
+            ))
             .await?;
         manager
             .create_index(index(
@@ -100,7 +108,11 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index("coupon_batches_municipality", "coupon_batches", &["municipality_code", "id"]))
+            .create_index(index(
+                "coupon_batches_municipality",
+                "coupon_batches",
+                &["municipality_code", "id"],
+            ))
             .await?;
         manager
             .create_table(

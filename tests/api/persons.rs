@@ -34,9 +34,7 @@ fn row(coupon: &str, name: &str, address: &str, my_number: &str) -> String {
 const IMPORT: &str = "mutation($m: MunicipalityCode!, $csv: String!) { importPersons(municipality: $m, csv: $csv) { inserted updated unchanged rejectedRows rejected { row field code reason } } }";
 
 async fn import(app: &TestApp, tok: &str, municipality: &str, csv: &str) -> Value {
-    app.ok(tok, IMPORT, json!({ "m": municipality, "csv": csv }))
-        .await["importPersons"]
-        .clone()
+    app.ok(tok, IMPORT, json!({ "m": municipality, "csv": csv })).await["importPersons"].clone()
 }
 
 const CREATE: &str = "mutation($m: MunicipalityCode!, $c: CouponNumber!, $input: PersonInput!) { createPerson(municipality: $m, couponNumber: $c, input: $input) { id couponNumber version hasMyNumber } }";
@@ -57,7 +55,11 @@ fn person_input(name: &str, my_number: Option<&str>) -> Value {
 
 async fn create(app: &TestApp, tok: &str, municipality: &str, coupon: &str, name: &str, n: Option<&str>) -> String {
     let d = app
-        .ok(tok, CREATE, json!({ "m": municipality, "c": coupon, "input": person_input(name, n) }))
+        .ok(
+            tok,
+            CREATE,
+            json!({ "m": municipality, "c": coupon, "input": person_input(name, n) }),
+        )
         .await;
     d["createPerson"]["id"].as_str().expect("id").to_owned()
 }
@@ -65,8 +67,7 @@ async fn create(app: &TestApp, tok: &str, municipality: &str, coupon: &str, name
 const LOG: &str = "query($m: MunicipalityCode!, $p: ID) { personAccessLog(municipality: $m, person: $p, first: 200) { nodes { personId actor role subject fields purpose } } }";
 
 async fn access_log(app: &TestApp, tok: &str, municipality: &str, person: Option<&str>) -> Vec<Value> {
-    app.ok(tok, LOG, json!({ "m": municipality, "p": person }))
-        .await["personAccessLog"]["nodes"]
+    app.ok(tok, LOG, json!({ "m": municipality, "p": person })).await["personAccessLog"]["nodes"]
         .as_array()
         .expect("nodes")
         .clone()
@@ -94,7 +95,11 @@ async fn import_reports_refused_fields_per_row_and_reimport_is_idempotent() {
     ]
     .join("\n");
     let r = import(&app, &tok, CHIYODA, &csv).await;
-    assert_eq!((r["inserted"].as_u64(), r["updated"].as_u64(), r["unchanged"].as_u64()), (Some(3), Some(0), Some(0)), "{r}");
+    assert_eq!(
+        (r["inserted"].as_u64(), r["updated"].as_u64(), r["unchanged"].as_u64()),
+        (Some(3), Some(0), Some(0)),
+        "{r}"
+    );
     assert_eq!(r["rejectedRows"], 5, "{r}");
     let got: Vec<(u64, String, String)> = r["rejected"]
         .as_array()
@@ -130,7 +135,11 @@ async fn import_reports_refused_fields_per_row_and_reimport_is_idempotent() {
     // The same file again: nothing changes.
     let again = import(&app, &tok, CHIYODA, &csv).await;
     assert_eq!(
-        (again["inserted"].as_u64(), again["updated"].as_u64(), again["unchanged"].as_u64()),
+        (
+            again["inserted"].as_u64(),
+            again["updated"].as_u64(),
+            again["unchanged"].as_u64()
+        ),
         (Some(0), Some(0), Some(3)),
         "{again}"
     );
@@ -143,7 +152,11 @@ async fn import_reports_refused_fields_per_row_and_reimport_is_idempotent() {
     .join("\n");
     let third = import(&app, &tok, CHIYODA, &changed).await;
     assert_eq!(
-        (third["inserted"].as_u64(), third["updated"].as_u64(), third["unchanged"].as_u64()),
+        (
+            third["inserted"].as_u64(),
+            third["updated"].as_u64(),
+            third["unchanged"].as_u64()
+        ),
         (Some(0), Some(1), Some(1)),
         "{third}"
     );
@@ -186,7 +199,11 @@ async fn import_reports_refused_fields_per_row_and_reimport_is_idempotent() {
     }
     // A header without a required column refuses the file.
     let (code, message) = app
-        .err(Some(&tok), IMPORT, json!({ "m": CHIYODA, "csv": "coupon_number,name\n0000000009,x" }))
+        .err(
+            Some(&tok),
+            IMPORT,
+            json!({ "m": CHIYODA, "csv": "coupon_number,name\n0000000009,x" }),
+        )
         .await;
     assert_eq!(code, "BAD_USER_INPUT");
     assert!(message.contains("lacks the column(s)"), "{message}");
@@ -216,7 +233,10 @@ async fn my_number_is_read_only_by_its_municipality_with_a_purpose_and_never_lea
     assert_eq!(status, 200);
     let err = &body["errors"][0];
     assert_eq!(err["extensions"]["code"], "FORBIDDEN", "{body}");
-    assert!(err["message"].as_str().unwrap_or_default().contains("purpose"), "{body}");
+    assert!(
+        err["message"].as_str().unwrap_or_default().contains("purpose"),
+        "{body}"
+    );
     assert!(body["data"]["person"]["myNumber"].is_null(), "{body}");
     assert!(!body.to_string().contains(N1), "{body}");
     // No purpose at all is not a valid query.
@@ -243,11 +263,18 @@ async fn my_number_is_read_only_by_its_municipality_with_a_purpose_and_never_lea
         let (code, message) = tests::error_of(&body);
         assert_eq!(code, "FORBIDDEN", "{who}: {body}");
         for value in [N1, "山田", "千代田1-1", "1990-01-02"] {
-            assert!(!message.contains(value) && !body.to_string().contains(value), "{who}: {body}");
+            assert!(
+                !message.contains(value) && !body.to_string().contains(value),
+                "{who}: {body}"
+            );
         }
         // Nor by id (another municipality's person is not revealed to exist).
         let (code, _) = app
-            .err(Some(&t), "query($id: ID!) { personById(id: $id) { name } }", json!({ "id": id }))
+            .err(
+                Some(&t),
+                "query($id: ID!) { personById(id: $id) { name } }",
+                json!({ "id": id }),
+            )
             .await;
         assert!(code == "FORBIDDEN" || code == "NOT_FOUND", "{who}: {code}");
     }
@@ -261,7 +288,10 @@ async fn my_number_is_read_only_by_its_municipality_with_a_purpose_and_never_lea
         )
         .await;
     assert_eq!(code, "BAD_USER_INPUT");
-    assert!(message.contains("input.myNumber") && message.contains("check digit"), "{message}");
+    assert!(
+        message.contains("input.myNumber") && message.contains("check digit"),
+        "{message}"
+    );
     assert!(!message.contains("12345678901"), "{message}");
     // …and nothing was stored.
     let (code, _) = app
@@ -292,18 +322,27 @@ async fn my_number_is_read_only_by_its_municipality_with_a_purpose_and_never_lea
     assert_eq!(key, "t1");
 
     // Clearing and setting through updatePerson.
-    let update = "mutation($id: ID!, $input: PersonInput!) { updatePerson(id: $id, input: $input) { version hasMyNumber } }";
+    let update =
+        "mutation($id: ID!, $input: PersonInput!) { updatePerson(id: $id, input: $input) { version hasMyNumber } }";
     let mut input = person_input("山田　花子", None);
     input["myNumber"] = Value::Null;
     let d = app.ok(&tok, update, json!({ "id": id, "input": input })).await;
     assert_eq!(d["updatePerson"], json!({ "version": 2, "hasMyNumber": false }));
     let d = app
-        .ok(&tok, update, json!({ "id": id, "input": person_input("山田　花子", Some(N2)) }))
+        .ok(
+            &tok,
+            update,
+            json!({ "id": id, "input": person_input("山田　花子", Some(N2)) }),
+        )
         .await;
     assert_eq!(d["updatePerson"], json!({ "version": 3, "hasMyNumber": true }));
     // Sending the same again changes nothing.
     let d = app
-        .ok(&tok, update, json!({ "id": id, "input": person_input("山田　花子", Some(N2)) }))
+        .ok(
+            &tok,
+            update,
+            json!({ "id": id, "input": person_input("山田　花子", Some(N2)) }),
+        )
         .await;
     assert_eq!(d["updatePerson"]["version"], 3);
     let d = app.ok(&tok, read, json!({ "p": "確認" })).await;
@@ -342,7 +381,10 @@ async fn every_read_of_personal_fields_is_audited_also_through_lists() {
     audited.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(
         audited,
-        vec![(a.clone(), json!(["name", "address"])), (b.clone(), json!(["name", "address"]))]
+        vec![
+            (a.clone(), json!(["name", "address"])),
+            (b.clone(), json!(["name", "address"]))
+        ]
     );
     // The next page audits the third person only.
     let cursor = d["persons"]["endCursor"].as_str().expect("cursor").to_owned();
@@ -384,7 +426,9 @@ async fn moving_in_links_earlier_records_with_an_audited_purpose() {
     let new = create(&app, &shin, SHINJUKU, "0000009001", "転出　太郎", Some(N3)).await;
 
     let link = "mutation($id: ID!, $p: String!) { linkEarlierRecords(personId: $id, purpose: $p) { earlierPersonId municipality couponNumber linkedBy purpose } }";
-    let d = app.ok(&shin, link, json!({ "id": new, "p": "転入者の接種歴確認" })).await;
+    let d = app
+        .ok(&shin, link, json!({ "id": new, "p": "転入者の接種歴確認" }))
+        .await;
     assert_eq!(
         d["linkEarlierRecords"],
         json!([{ "earlierPersonId": old, "municipality": CHIYODA, "couponNumber": "0000000301",
@@ -405,17 +449,31 @@ async fn moving_in_links_earlier_records_with_an_audited_purpose() {
     // The old municipality sees, in its own log, who looked its person up and why.
     let log = access_log(&app, &chi, CHIYODA, Some(&old)).await;
     assert_eq!(log.len(), 2, "{log:?}");
-    assert!(log.iter().all(|e| e["actor"] == "MUNICIPALITY:131041" && e["fields"] == json!(["earlierRecordLookup"])));
+    assert!(
+        log.iter()
+            .all(|e| e["actor"] == "MUNICIPALITY:131041" && e["fields"] == json!(["earlierRecordLookup"]))
+    );
     assert_eq!(log[1]["purpose"], "転入者の接種歴確認");
     assert!(access_log(&app, &chi, CHIYODA, Some(&unrelated)).await.is_empty());
     // Its row is untouched and still its own.
     let d = app
-        .ok(&chi, "query($id: ID!) { personById(id: $id) { version name municipality } }", json!({ "id": old }))
+        .ok(
+            &chi,
+            "query($id: ID!) { personById(id: $id) { version name municipality } }",
+            json!({ "id": old }),
+        )
         .await;
-    assert_eq!(d["personById"], json!({ "version": 1, "name": "転出　太郎", "municipality": CHIYODA }));
+    assert_eq!(
+        d["personById"],
+        json!({ "version": 1, "name": "転出　太郎", "municipality": CHIYODA })
+    );
     // The new municipality cannot read the earlier row's personal fields.
     let (code, _) = app
-        .err(Some(&shin), "query($id: ID!) { personById(id: $id) { name } }", json!({ "id": old }))
+        .err(
+            Some(&shin),
+            "query($id: ID!) { personById(id: $id) { name } }",
+            json!({ "id": old }),
+        )
         .await;
     assert_eq!(code, "NOT_FOUND");
 
@@ -424,7 +482,10 @@ async fn moving_in_links_earlier_records_with_an_audited_purpose() {
     let ids = domain::persons::record_owner_ids(store.db(), new.parse().expect("id"))
         .await
         .expect("owners");
-    assert_eq!(ids, vec![new.parse::<i64>().expect("id"), old.parse::<i64>().expect("id")]);
+    assert_eq!(
+        ids,
+        vec![new.parse::<i64>().expect("id"), old.parse::<i64>().expect("id")]
+    );
 
     // Refusals: without a purpose, by another municipality, for a person without My Number.
     let (code, _) = app.err(Some(&shin), link, json!({ "id": new, "p": " " })).await;
@@ -448,7 +509,10 @@ async fn moving_in_links_earlier_records_with_an_audited_purpose() {
     let d = app
         .ok(&chi, "{ personCounts { municipality residents movedOut } }", json!({}))
         .await;
-    assert_eq!(d["personCounts"], json!([{ "municipality": CHIYODA, "residents": 1, "movedOut": 1 }]));
+    assert_eq!(
+        d["personCounts"],
+        json!([{ "municipality": CHIYODA, "residents": 1, "movedOut": 1 }])
+    );
 }
 
 #[tokio::test]
@@ -465,10 +529,21 @@ async fn coupon_batches_carry_lines_that_parse_back() {
     import(&app, &tok, CHIYODA, &csv).await;
     let issue = "mutation($input: IssueCouponsInput!) { issueCoupons(input: $input) { id kind doseNumber size issuedBy coupons { nodes { personId couponNumber line } hasNextPage } csv } }";
     let d = app
-        .ok(&tok, issue, json!({ "input": { "municipality": CHIYODA, "kind": 1, "doseNumber": 3, "allResidents": true } }))
+        .ok(
+            &tok,
+            issue,
+            json!({ "input": { "municipality": CHIYODA, "kind": 1, "doseNumber": 3, "allResidents": true } }),
+        )
         .await;
     let batch = &d["issueCoupons"];
-    assert_eq!((batch["kind"].as_i64(), batch["doseNumber"].as_i64(), batch["size"].as_u64()), (Some(1), Some(3), Some(3)));
+    assert_eq!(
+        (
+            batch["kind"].as_i64(),
+            batch["doseNumber"].as_i64(),
+            batch["size"].as_u64()
+        ),
+        (Some(1), Some(3), Some(3))
+    );
     let nodes = batch["coupons"]["nodes"].as_array().expect("nodes");
     assert_eq!(nodes.len(), 3);
     for n in nodes {
@@ -495,27 +570,47 @@ async fn coupon_batches_carry_lines_that_parse_back() {
     // A list of persons: only the municipality's own.
     let first = nodes[0]["personId"].as_str().expect("id");
     let d = app
-        .ok(&tok, issue, json!({ "input": { "municipality": CHIYODA, "kind": 0, "doseNumber": 1, "persons": [first] } }))
+        .ok(
+            &tok,
+            issue,
+            json!({ "input": { "municipality": CHIYODA, "kind": 0, "doseNumber": 1, "persons": [first] } }),
+        )
         .await;
     assert_eq!(d["issueCoupons"]["size"], 1);
     let other = create(&app, &shinjuku(), SHINJUKU, "0000000011", "丁", None).await;
     let (code, _) = app
-        .err(Some(&tok), issue, json!({ "input": { "municipality": CHIYODA, "kind": 0, "doseNumber": 1, "persons": [other] } }))
+        .err(
+            Some(&tok),
+            issue,
+            json!({ "input": { "municipality": CHIYODA, "kind": 0, "doseNumber": 1, "persons": [other] } }),
+        )
         .await;
     assert_eq!(code, "NOT_FOUND");
     let (code, message) = app
-        .err(Some(&tok), issue, json!({ "input": { "municipality": CHIYODA, "kind": 0, "doseNumber": 0, "allResidents": true } }))
+        .err(
+            Some(&tok),
+            issue,
+            json!({ "input": { "municipality": CHIYODA, "kind": 0, "doseNumber": 0, "allResidents": true } }),
+        )
         .await;
     assert_eq!(code, "BAD_USER_INPUT");
     assert!(message.contains("input.doseNumber"), "{message}");
     let batches = app
-        .ok(&tok, "{ couponBatches(municipality: \"131016\") { id size } }", json!({}))
+        .ok(
+            &tok,
+            "{ couponBatches(municipality: \"131016\") { id size } }",
+            json!({}),
+        )
         .await;
     assert_eq!(batches["couponBatches"].as_array().map(Vec::len), Some(2));
     // Another municipality does not see the batch.
     let id = batch["id"].as_str().expect("id");
     let (code, _) = app
-        .err(Some(&shinjuku()), "query($id: ID!) { couponBatch(id: $id) { size } }", json!({ "id": id }))
+        .err(
+            Some(&shinjuku()),
+            "query($id: ID!) { couponBatch(id: $id) { size } }",
+            json!({ "id": id }),
+        )
         .await;
     assert_eq!(code, "NOT_FOUND");
 
@@ -552,7 +647,9 @@ async fn prefecture_and_national_see_counts_never_persons() {
     assert_eq!(d["personCounts"], want);
     let d = app.ok(&token("NATIONAL", None), counts, json!({ "p": "13" })).await;
     assert_eq!(d["personCounts"], want);
-    let (code, _) = app.err(Some(&token("PREFECTURE", Some("01"))), counts, json!({ "p": "13" })).await;
+    let (code, _) = app
+        .err(Some(&token("PREFECTURE", Some("01"))), counts, json!({ "p": "13" }))
+        .await;
     assert_eq!(code, "FORBIDDEN");
     let d = app.ok(&chiyoda(), counts, json!({})).await;
     assert_eq!(d["personCounts"].as_array().map(Vec::len), Some(1));
@@ -562,7 +659,11 @@ async fn prefecture_and_national_see_counts_never_persons() {
     }
     // Lists are refused with a stable code and no personal data.
     let list = "{ persons(municipality: \"131016\") { nodes { name } } }";
-    for t in [token("PREFECTURE", Some("13")), token("NATIONAL", None), token("FEDERATION", Some("13"))] {
+    for t in [
+        token("PREFECTURE", Some("13")),
+        token("NATIONAL", None),
+        token("FEDERATION", Some("13")),
+    ] {
         let (code, message) = app.err(Some(&t), list, json!({})).await;
         assert_eq!(code, "FORBIDDEN");
         assert!(!message.contains('甲') && !message.contains('乙'), "{message}");

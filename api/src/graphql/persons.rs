@@ -11,9 +11,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{
-    Context, Enum, Guard, ID, InputObject, Lookahead, MaybeUndefined, Object, SimpleObject,
-};
+use async_graphql::{Context, Enum, Guard, ID, InputObject, Lookahead, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::authz::Actor;
 use domain::codes;
@@ -133,7 +131,11 @@ impl Person {
         if self.audited.contains(&f) {
             Ok(())
         } else {
-            tracing::error!(person = self.p.id, field = f.as_str(), "personal field requested without an audit row");
+            tracing::error!(
+                person = self.p.id,
+                field = f.as_str(),
+                "personal field requested without an audit row"
+            );
             Err(coded("internal error", code::INTERNAL))
         }
     }
@@ -360,8 +362,14 @@ impl CouponBatch {
         after: Option<CouponNumber>,
     ) -> async_graphql::Result<CouponPage> {
         let first = page_size(first)?;
-        let (page, more) =
-            gql(coupons::lines(store(ctx)?, caller_actor(ctx)?, self.0.id, after.as_ref().map(|a| &a.0), first).await)?;
+        let (page, more) = gql(coupons::lines(
+            store(ctx)?,
+            caller_actor(ctx)?,
+            self.0.id,
+            after.as_ref().map(|a| &a.0),
+            first,
+        )
+        .await)?;
         Ok(CouponPage {
             end_cursor: page.last().map(|c| c.coupon.into()),
             nodes: page
@@ -554,15 +562,8 @@ impl PersonQuery {
         let first = page_size(first)?;
         let person = person.as_ref().map(|p| id_of(p, "person")).transpose()?;
         let before = before.as_ref().map(|b| id_of(b, "before")).transpose()?;
-        let (entries, more) = gql(svc::audit::access_log(
-            store(ctx)?,
-            caller_actor(ctx)?,
-            &municipality.0,
-            person,
-            before,
-            first,
-        )
-        .await)?;
+        let (entries, more) =
+            gql(svc::audit::access_log(store(ctx)?, caller_actor(ctx)?, &municipality.0, person, before, first).await)?;
         Ok(PersonAccessPage {
             end_cursor: entries.last().map(|e| ID(e.id.to_string())),
             nodes: entries
@@ -596,7 +597,9 @@ impl PersonQuery {
     /// One coupon batch with its lines (its municipality only).
     async fn coupon_batch(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<CouponBatch> {
         let id = id_of(&id, "id")?;
-        Ok(CouponBatch(gql(coupons::batch(store(ctx)?, caller_actor(ctx)?, id).await)?))
+        Ok(CouponBatch(gql(
+            coupons::batch(store(ctx)?, caller_actor(ctx)?, id).await
+        )?))
     }
 
     /// Reads a scanned coupon line (any signed-in caller; a site before `recordDose`). A bad
@@ -668,7 +671,16 @@ impl PersonMutation {
     ) -> async_graphql::Result<Person> {
         let id = id_of(&id, "id")?;
         let (details, number) = input.split()?;
-        let p = gql(svc::update(store(ctx)?, keys(ctx)?, actor_of(ctx)?, id, expected_version, details, number).await)?;
+        let p = gql(svc::update(
+            store(ctx)?,
+            keys(ctx)?,
+            actor_of(ctx)?,
+            id,
+            expected_version,
+            details,
+            number,
+        )
+        .await)?;
         returned(ctx, p).await
     }
 

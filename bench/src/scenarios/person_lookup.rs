@@ -37,8 +37,7 @@ const WINDOW: Duration = Duration::from_secs(10);
 /// Distinct lookups prepared (random persons).
 const SAMPLE: usize = 20_000;
 
-const QUERY: &str =
-    "query($m: MunicipalityCode!, $c: CouponNumber!) { person(municipality: $m, couponNumber: $c) { id name birthDate } }";
+const QUERY: &str = "query($m: MunicipalityCode!, $c: CouponNumber!) { person(municipality: $m, couponNumber: $c) { id name birthDate } }";
 
 #[derive(Default)]
 pub struct PersonLookup {
@@ -95,7 +94,11 @@ impl PersonLookup {
         )
         .await?;
         self.municipalities = codes.trim().split(',').map(str::to_owned).collect();
-        ensure!(self.municipalities.len() > 1_000, "municipalities not loaded: {}", codes.len());
+        ensure!(
+            self.municipalities.len() > 1_000,
+            "municipalities not loaded: {}",
+            codes.len()
+        );
         let n = self.municipalities.len();
         let start = Instant::now();
         psql(
@@ -190,7 +193,9 @@ impl PersonLookup {
                 {
                     Ok(r) => {
                         let status = r.status();
-                        r.bytes().await.is_ok_and(|b| status.is_success() && body_is_success(&b))
+                        r.bytes()
+                            .await
+                            .is_ok_and(|b| status.is_success() && body_is_success(&b))
                     }
                     Err(_) => false,
                 };
@@ -221,19 +226,31 @@ impl PersonLookup {
         let path = dir.join("script.sql");
         std::fs::write(&path, script)?;
         let mut cmd = std::process::Command::new("pgbench");
-        cmd.args(["-n", "-c", &CONNECTIONS.to_string(), "-j", "2", "-R", &RATE.to_string(), "-T"])
-            .arg(WINDOW.as_secs().to_string())
-            .arg("-l")
-            .arg(format!("--log-prefix={}", dir.join("log").display()))
-            .arg("-f")
-            .arg(&path)
-            .arg(&server.database_url)
-            .current_dir(&dir);
+        cmd.args([
+            "-n",
+            "-c",
+            &CONNECTIONS.to_string(),
+            "-j",
+            "2",
+            "-R",
+            &RATE.to_string(),
+            "-T",
+        ])
+        .arg(WINDOW.as_secs().to_string())
+        .arg("-l")
+        .arg(format!("--log-prefix={}", dir.join("log").display()))
+        .arg("-f")
+        .arg(&path)
+        .arg(&server.database_url)
+        .current_dir(&dir);
         run_timed(cmd, "pgbench").await?;
         let mut all = Vec::new();
         for entry in std::fs::read_dir(&dir)? {
             let p = entry?.path();
-            if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("log")) {
+            if p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("log"))
+            {
                 all.extend(pgbench_latencies(&std::fs::read_to_string(&p)?));
             }
         }
@@ -262,7 +279,11 @@ impl PersonLookup {
         );
         let ((ours, failed), select, select_audit) = if run % 2 == 1 {
             let o = self.ours().await?;
-            (o, self.pgbench(ctx, "select", &lookup).await?, self.pgbench(ctx, "audit", &audited).await?)
+            (
+                o,
+                self.pgbench(ctx, "select", &lookup).await?,
+                self.pgbench(ctx, "audit", &audited).await?,
+            )
         } else {
             let s = self.pgbench(ctx, "select", &lookup).await?;
             let a = self.pgbench(ctx, "audit", &audited).await?;
@@ -280,9 +301,17 @@ impl PersonLookup {
                 .against("pgbench same SELECT p50", percentile(&select, 0.50)),
             Measurement::new(format!("{name} p99 @1k rps"), percentile(&ours, 0.99), "ms")
                 .against("pgbench same SELECT p99", percentile(&select, 0.99)),
-            Measurement::new(format!("{name} p99 @1k rps (vs SELECT + audit INSERT)"), percentile(&ours, 0.99), "ms")
-                .against("pgbench SELECT + audit INSERT p99", percentile(&select_audit, 0.99)),
-            Measurement::new(format!("{name} max @1k rps"), ours.last().copied().unwrap_or(f64::NAN), "ms"),
+            Measurement::new(
+                format!("{name} p99 @1k rps (vs SELECT + audit INSERT)"),
+                percentile(&ours, 0.99),
+                "ms",
+            )
+            .against("pgbench SELECT + audit INSERT p99", percentile(&select_audit, 0.99)),
+            Measurement::new(
+                format!("{name} max @1k rps"),
+                ours.last().copied().unwrap_or(f64::NAN),
+                "ms",
+            ),
             Measurement::new(format!("{name} failed @1k rps"), failed as f64, "requests"),
         ])
     }

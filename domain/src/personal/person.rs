@@ -220,17 +220,31 @@ pub fn birth_date(field: &str, value: &str, today: NaiveDate) -> Result<NaiveDat
     let d = NaiveDate::parse_from_str(v, "%Y-%m-%d")
         .ok()
         .or_else(|| compact.then(|| NaiveDate::parse_from_str(v, "%Y%m%d").ok()).flatten())
-        .ok_or_else(|| FieldError::new(field, FieldCode::InvalidDate, "must be a date written YYYY-MM-DD or YYYYMMDD"))?;
+        .ok_or_else(|| {
+            FieldError::new(
+                field,
+                FieldCode::InvalidDate,
+                "must be a date written YYYY-MM-DD or YYYYMMDD",
+            )
+        })?;
     check_birth_date(field, d, today)
 }
 
 /// A date of birth must not be after today (Japan) nor before 1900.
 pub fn check_birth_date(field: &str, d: NaiveDate, today: NaiveDate) -> Result<NaiveDate, FieldError> {
     if d > today {
-        return Err(FieldError::new(field, FieldCode::FutureDate, "must not be in the future"));
+        return Err(FieldError::new(
+            field,
+            FieldCode::FutureDate,
+            "must not be in the future",
+        ));
     }
     if d < NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(NaiveDate::MIN) {
-        return Err(FieldError::new(field, FieldCode::TooOld, "must not be before 1900-01-01"));
+        return Err(FieldError::new(
+            field,
+            FieldCode::TooOld,
+            "must not be before 1900-01-01",
+        ));
     }
     Ok(d)
 }
@@ -249,7 +263,9 @@ pub fn my_number(field: &str, value: &str) -> Result<Option<MyNumber>, FieldErro
     if v.is_empty() {
         return Ok(None);
     }
-    MyNumber::parse(v).map(Some).map_err(|e| FieldError::from_code(field, &e))
+    MyNumber::parse(v)
+        .map(Some)
+        .map_err(|e| FieldError::from_code(field, &e))
 }
 
 /// The row's municipality, when the file has the column: it must be a valid code and the
@@ -320,21 +336,81 @@ mod tests {
         type Case = (Result<(), FieldError>, &'static str, FieldCode);
         let cases: Vec<Case> = vec![
             (text("name", "  ", MAX_NAME).map(drop), "name", FieldCode::Required),
-            (text("name", &"あ".repeat(101), MAX_NAME).map(drop), "name", FieldCode::TooLong),
-            (text("address", "a\nb", MAX_ADDRESS).map(drop), "address", FieldCode::ControlCharacter),
-            (birth_date("birth_date", "2026-02-30", today()).map(drop), "birth_date", FieldCode::InvalidDate),
-            (birth_date("birth_date", "27/11/2000", today()).map(drop), "birth_date", FieldCode::InvalidDate),
-            (birth_date("birth_date", "2026-11-28", today()).map(drop), "birth_date", FieldCode::FutureDate),
-            (birth_date("birth_date", "1899-12-31", today()).map(drop), "birth_date", FieldCode::TooOld),
-            (birth_date("birth_date", "", today()).map(drop), "birth_date", FieldCode::Required),
-            (coupon_number("coupon_number", "12345").map(drop), "coupon_number", FieldCode::Length),
-            (coupon_number("coupon_number", "12345abcde").map(drop), "coupon_number", FieldCode::NotDigit),
-            (coupon_number("coupon_number", "").map(drop), "coupon_number", FieldCode::Required),
-            (my_number("my_number", "123456789017").map(drop), "my_number", FieldCode::CheckDigit),
-            (my_number("my_number", "12345678901").map(drop), "my_number", FieldCode::Length),
-            (row_municipality("municipality_code", "131017", &m("131016")), "municipality_code", FieldCode::CheckDigit),
-            (row_municipality("municipality_code", "131041", &m("131016")), "municipality_code", FieldCode::WrongMunicipality),
-            (resident_id("resident_id", Some("a b")).map(drop), "resident_id", FieldCode::Invalid),
+            (
+                text("name", &"あ".repeat(101), MAX_NAME).map(drop),
+                "name",
+                FieldCode::TooLong,
+            ),
+            (
+                text("address", "a\nb", MAX_ADDRESS).map(drop),
+                "address",
+                FieldCode::ControlCharacter,
+            ),
+            (
+                birth_date("birth_date", "2026-02-30", today()).map(drop),
+                "birth_date",
+                FieldCode::InvalidDate,
+            ),
+            (
+                birth_date("birth_date", "27/11/2000", today()).map(drop),
+                "birth_date",
+                FieldCode::InvalidDate,
+            ),
+            (
+                birth_date("birth_date", "2026-11-28", today()).map(drop),
+                "birth_date",
+                FieldCode::FutureDate,
+            ),
+            (
+                birth_date("birth_date", "1899-12-31", today()).map(drop),
+                "birth_date",
+                FieldCode::TooOld,
+            ),
+            (
+                birth_date("birth_date", "", today()).map(drop),
+                "birth_date",
+                FieldCode::Required,
+            ),
+            (
+                coupon_number("coupon_number", "12345").map(drop),
+                "coupon_number",
+                FieldCode::Length,
+            ),
+            (
+                coupon_number("coupon_number", "12345abcde").map(drop),
+                "coupon_number",
+                FieldCode::NotDigit,
+            ),
+            (
+                coupon_number("coupon_number", "").map(drop),
+                "coupon_number",
+                FieldCode::Required,
+            ),
+            (
+                my_number("my_number", "123456789017").map(drop),
+                "my_number",
+                FieldCode::CheckDigit,
+            ),
+            (
+                my_number("my_number", "12345678901").map(drop),
+                "my_number",
+                FieldCode::Length,
+            ),
+            (
+                row_municipality("municipality_code", "131017", &m("131016")),
+                "municipality_code",
+                FieldCode::CheckDigit,
+            ),
+            (
+                row_municipality("municipality_code", "131041", &m("131016")),
+                "municipality_code",
+                FieldCode::WrongMunicipality,
+            ),
+            (
+                resident_id("resident_id", Some("a b")).map(drop),
+                "resident_id",
+                FieldCode::Invalid,
+            ),
             (Purpose::parse("purpose", " ").map(drop), "purpose", FieldCode::Required),
         ];
         for (i, (r, field, code)) in cases.into_iter().enumerate() {

@@ -165,7 +165,12 @@ pub async fn access_log(
                 subject: r.subject,
                 role: r.role,
                 at: r.accessed_at,
-                fields: r.fields.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                fields: r
+                    .fields
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
                 purpose: r.purpose,
             })
         })

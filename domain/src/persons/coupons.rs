@@ -78,7 +78,10 @@ pub async fn issue(
         return Err(DomainError::invalid("input.kind", "the coupon kind (券種) must be 0-9"));
     }
     if !(1..=9).contains(&dose_number) {
-        return Err(DomainError::invalid("input.doseNumber", "the dose number (回数) must be 1-9"));
+        return Err(DomainError::invalid(
+            "input.doseNumber",
+            "the dose number (回数) must be 1-9",
+        ));
     }
     let tx = store.write().await?;
     let base = person::Entity::find()
@@ -165,7 +168,14 @@ pub async fn issue(
             line.to_string().into(),
         ]);
     }
-    crate::bulk::insert(&*tx, "coupons", &["batch_id", "person_id", "coupon_number", "line"], rows, None).await?;
+    crate::bulk::insert(
+        &*tx,
+        "coupons",
+        &["batch_id", "person_id", "coupon_number", "line"],
+        rows,
+        None,
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(batch = batch.id, municipality = %municipality, coupons = persons.len(), actor = %actor.label(), "coupons issued");
     batch_from(batch)

@@ -30,9 +30,7 @@ use crate::codes::{CouponNumber, MunicipalityCode, MyNumber};
 use crate::entities::person;
 use crate::error::{DomainError, DomainResult};
 use crate::personal::crypto::PersonalKeys;
-use crate::personal::person::{
-    self as rules, FieldCode, FieldError, MAX_ADDRESS, MAX_NAME, PersonDetails, Sex,
-};
+use crate::personal::person::{self as rules, FieldCode, FieldError, MAX_ADDRESS, MAX_NAME, PersonDetails, Sex};
 use crate::stock::today_in_japan;
 use crate::store::{Store, fixed};
 
@@ -106,7 +104,10 @@ fn header_index(headers: &csv::StringRecord) -> DomainResult<HashMap<&'static st
         match known {
             Some(c) => {
                 if index.insert(*c, i).is_some() {
-                    return Err(DomainError::invalid("csv", format!("the header names column {c} twice")));
+                    return Err(DomainError::invalid(
+                        "csv",
+                        format!("the header names column {c} twice"),
+                    ));
                 }
             }
             None => {
@@ -150,7 +151,11 @@ fn check_row(
             errors.push(e);
         }
     };
-    ok(rules::row_municipality("municipality_code", get("municipality_code"), municipality));
+    ok(rules::row_municipality(
+        "municipality_code",
+        get("municipality_code"),
+        municipality,
+    ));
     let coupon = rules::coupon_number("coupon_number", get("coupon_number"));
     let resident_id = rules::resident_id("resident_id", Some(get("resident_id")));
     let name = rules::text("name", get("name"), MAX_NAME);
@@ -160,7 +165,16 @@ fn check_row(
         .ok_or_else(|| FieldError::new("sex", FieldCode::Invalid, "must be M, F, 0, 1, 2, 9, 男 or 女"));
     let address = rules::text("address", get("address"), MAX_ADDRESS);
     let my_number = rules::my_number("my_number", get("my_number"));
-    match (coupon, resident_id, name, name_kana, birth_date, sex, address, my_number) {
+    match (
+        coupon,
+        resident_id,
+        name,
+        name_kana,
+        birth_date,
+        sex,
+        address,
+        my_number,
+    ) {
         (Ok(coupon), Ok(resident_id), Ok(name), Ok(name_kana), Ok(birth_date), Ok(sex), Ok(address), Ok(my_number))
             if errors.is_empty() =>
         {
@@ -397,12 +411,22 @@ mod tests {
 
     #[test]
     fn header_needs_the_required_columns_and_refuses_unknown_ones() {
-        let full = "\u{feff}coupon_number,name,name_kana,birth_date,sex,address,my_number,resident_id,municipality_code";
+        let full =
+            "\u{feff}coupon_number,name,name_kana,birth_date,sex,address,my_number,resident_id,municipality_code";
         assert_eq!(header_index(&headers(full)).expect("valid").len(), 9);
         let cases = [
-            ("coupon_number,name,name_kana,birth_date,sex", "lacks the column(s) address"),
-            ("coupon_number,name,name_kana,birth_date,sex,address,my_numbr", "unknown column 7"),
-            ("coupon_number,name,name_kana,birth_date,sex,address,name", "names column name twice"),
+            (
+                "coupon_number,name,name_kana,birth_date,sex",
+                "lacks the column(s) address",
+            ),
+            (
+                "coupon_number,name,name_kana,birth_date,sex,address,my_numbr",
+                "unknown column 7",
+            ),
+            (
+                "coupon_number,name,name_kana,birth_date,sex,address,name",
+                "names column name twice",
+            ),
         ];
         for (h, why) in cases {
             let e = header_index(&headers(h)).expect_err(h);
@@ -446,7 +470,10 @@ mod tests {
         );
         for e in &errors {
             let text = e.to_string();
-            assert!(!text.contains("12345678901") && !text.contains("山田") && !text.contains("2099"), "{text}");
+            assert!(
+                !text.contains("12345678901") && !text.contains("山田") && !text.contains("2099"),
+                "{text}"
+            );
         }
     }
 }

@@ -25,8 +25,7 @@ pub mod import;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::authz::{self, Actor, PersonCountScope};
@@ -78,7 +77,10 @@ pub(crate) fn from_model(m: person::Model) -> DomainResult<Person> {
     let id = m.id;
     Ok(Person {
         id,
-        municipality: m.municipality_code.parse().map_err(|_| corrupt(id, "bad municipality code"))?,
+        municipality: m
+            .municipality_code
+            .parse()
+            .map_err(|_| corrupt(id, "bad municipality code"))?,
         coupon: m.coupon_number.parse().map_err(|_| corrupt(id, "bad coupon number"))?,
         details: PersonDetails {
             resident_id: m.resident_id,
@@ -211,7 +213,10 @@ pub async fn update(
     let Some(old) = find_model(&*tx, id).await? else {
         return Err(DomainError::not_found("person", id));
     };
-    let municipality: MunicipalityCode = old.municipality_code.parse().map_err(|_| corrupt(id, "bad municipality"))?;
+    let municipality: MunicipalityCode = old
+        .municipality_code
+        .parse()
+        .map_err(|_| corrupt(id, "bad municipality"))?;
     if authz::can_manage_persons(actor, &municipality).is_err() {
         // Another municipality's resident is not revealed to exist.
         return Err(DomainError::not_found("person", id));
@@ -283,7 +288,10 @@ pub async fn record_move_out(store: &Store, actor: &Actor, id: i64, on: Option<N
     let Some(old) = find_model(&*tx, id).await? else {
         return Err(DomainError::not_found("person", id));
     };
-    let municipality: MunicipalityCode = old.municipality_code.parse().map_err(|_| corrupt(id, "bad municipality"))?;
+    let municipality: MunicipalityCode = old
+        .municipality_code
+        .parse()
+        .map_err(|_| corrupt(id, "bad municipality"))?;
     if authz::can_manage_persons(actor, &municipality).is_err() {
         return Err(DomainError::not_found("person", id));
     }
@@ -389,8 +397,16 @@ pub async fn my_number(
     let m = find_model(store.db(), id)
         .await?
         .ok_or_else(|| DomainError::not_found("person", id))?;
-    let municipality: MunicipalityCode = m.municipality_code.parse().map_err(|_| corrupt(id, "bad municipality"))?;
-    authz::can_read_person_field(reader.actor, &municipality, PersonField::MyNumber, Some(purpose.as_str()))?;
+    let municipality: MunicipalityCode = m
+        .municipality_code
+        .parse()
+        .map_err(|_| corrupt(id, "bad municipality"))?;
+    authz::can_read_person_field(
+        reader.actor,
+        &municipality,
+        PersonField::MyNumber,
+        Some(purpose.as_str()),
+    )?;
     audit::record(
         store,
         reader,
@@ -427,7 +443,10 @@ pub async fn links(store: &Store, actor: &Actor, id: i64) -> DomainResult<Vec<Li
     let m = find_model(store.db(), id)
         .await?
         .ok_or_else(|| DomainError::not_found("person", id))?;
-    let municipality: MunicipalityCode = m.municipality_code.parse().map_err(|_| corrupt(id, "bad municipality"))?;
+    let municipality: MunicipalityCode = m
+        .municipality_code
+        .parse()
+        .map_err(|_| corrupt(id, "bad municipality"))?;
     if authz::can_manage_persons(actor, &municipality).is_err() {
         return Err(DomainError::not_found("person", id));
     }
@@ -459,7 +478,10 @@ async fn load_links<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Vec<Lin
                 .ok_or_else(|| corrupt(l.earlier_person_id, "linked person missing"))?;
             Ok(Link {
                 earlier_person: e.id,
-                municipality: e.municipality_code.parse().map_err(|_| corrupt(e.id, "bad municipality"))?,
+                municipality: e
+                    .municipality_code
+                    .parse()
+                    .map_err(|_| corrupt(e.id, "bad municipality"))?,
                 coupon: e.coupon_number.parse().map_err(|_| corrupt(e.id, "bad coupon"))?,
                 moved_out_on: e.moved_out_on,
                 linked_at: l.linked_at,
@@ -485,7 +507,10 @@ pub async fn link_earlier_records(
     let m = find_model(&*tx, id)
         .await?
         .ok_or_else(|| DomainError::not_found("person", id))?;
-    let municipality: MunicipalityCode = m.municipality_code.parse().map_err(|_| corrupt(id, "bad municipality"))?;
+    let municipality: MunicipalityCode = m
+        .municipality_code
+        .parse()
+        .map_err(|_| corrupt(id, "bad municipality"))?;
     if authz::can_manage_persons(reader.actor, &municipality).is_err() {
         return Err(DomainError::not_found("person", id));
     }
@@ -501,7 +526,10 @@ pub async fn link_earlier_records(
         )));
     };
     let earlier = person::Entity::find()
-        .filter(Expr::col(person::Column::MyNumberHash).eq(Expr::val(hash).cast_as(sea_orm::sea_query::Alias::new("bpchar"))))
+        .filter(
+            Expr::col(person::Column::MyNumberHash)
+                .eq(Expr::val(hash).cast_as(sea_orm::sea_query::Alias::new("bpchar"))),
+        )
         .filter(person::Column::Id.ne(id))
         .filter(Expr::col(person::Column::MunicipalityCode).ne(fixed(municipality.as_str())))
         .order_by_asc(person::Column::Id)
@@ -517,7 +545,10 @@ pub async fn link_earlier_records(
     let now = Utc::now();
     let mut audited = Vec::new();
     for e in &earlier {
-        let em: MunicipalityCode = e.municipality_code.parse().map_err(|_| corrupt(e.id, "bad municipality"))?;
+        let em: MunicipalityCode = e
+            .municipality_code
+            .parse()
+            .map_err(|_| corrupt(e.id, "bad municipality"))?;
         audited.push((em, e.id));
         if existing.contains(&e.id) {
             continue;
@@ -638,7 +669,9 @@ pub async fn counts(
 /// The lookup hash is unchanged. Returns how many were re-sealed. Operator only.
 pub async fn rekey(store: &Store, keys: &PersonalKeys, actor: &Actor) -> DomainResult<u64> {
     if !matches!(actor, Actor::System) {
-        return Err(DomainError::Forbidden("re-sealing is done by the operator on the server".into()));
+        return Err(DomainError::Forbidden(
+            "re-sealing is done by the operator on the server".into(),
+        ));
     }
     let current = keys.current_key_id().to_owned();
     let mut after = 0i64;
@@ -661,10 +694,15 @@ pub async fn rekey(store: &Store, keys: &PersonalKeys, actor: &Actor) -> DomainR
             let (Some(key_id), Some(blob)) = (m.my_number_key_id.clone(), m.my_number_sealed.clone()) else {
                 continue;
             };
-            let municipality: MunicipalityCode = m.municipality_code.parse().map_err(|_| corrupt(id, "bad municipality"))?;
+            let municipality: MunicipalityCode = m
+                .municipality_code
+                .parse()
+                .map_err(|_| corrupt(id, "bad municipality"))?;
             let coupon: CouponNumber = m.coupon_number.trim().parse().map_err(|_| corrupt(id, "bad coupon"))?;
             let context = seal_context(&municipality, &coupon);
-            let n = keys.open_my_number(&Sealed { key_id, blob }, &context).map_err(key_error)?;
+            let n = keys
+                .open_my_number(&Sealed { key_id, blob }, &context)
+                .map_err(key_error)?;
             let s = keys.seal_my_number(&n, &context).map_err(key_error)?;
             let mut a: person::ActiveModel = m.into();
             a.my_number_key_id = Set(Some(s.key_id));
