@@ -384,7 +384,7 @@ pub async fn import_csv(
             DomainError::Database(e)
         })?;
         done += 1;
-        if done % 1_000 == 0 || done == total {
+        if done.is_multiple_of(1_000) || done == total {
             progress(done, total);
         }
     }
