@@ -707,3 +707,56 @@ async fn personal_data_keys_are_required_on_postgres_and_generated_for_a_sqlite_
     assert_eq!(std::fs::read_to_string(&keys).expect("read"), before);
     again.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn rekey_reseals_under_the_current_key_and_old_data_still_opens() {
+    use domain::authz::Actor;
+    use domain::personal::crypto::PersonalKeys;
+    let app = TestApp::spawn().await;
+    let tok = chiyoda();
+    let id = create(&app, &tok, CHIYODA, "0000000501", "鍵　太郎", Some(N2)).await;
+    create(&app, &tok, CHIYODA, "0000000502", "番号なし", None).await;
+    let store = &app.running.as_ref().expect("running").store;
+    let settings = tests::test_personal_keys();
+    let old = settings.encryption.clone().expect("keys");
+    let lookup = settings.lookup.clone().expect("lookup");
+    // A new current key first, the old one kept for opening.
+    let rotated = PersonalKeys::parse(
+        &format!("t2:{},{old}", "bmV3LWN1cnJlbnQta2V5LWZvci1yZWtleS10ZXN0ISE="),
+        &lookup,
+    )
+    .expect("rotated keys");
+    let n = domain::persons::rekey(store, &rotated, &Actor::System)
+        .await
+        .expect("rekey");
+    assert_eq!(n, 1);
+    assert_eq!(
+        domain::persons::rekey(store, &rotated, &Actor::System)
+            .await
+            .expect("again"),
+        0
+    );
+    // Only the operator re-seals.
+    let m: domain::codes::MunicipalityCode = CHIYODA.parse().expect("m");
+    assert!(
+        domain::persons::rekey(store, &rotated, &Actor::Municipality(m))
+            .await
+            .is_err()
+    );
+    // The number opens under the new key, and no longer under the old keys alone.
+    let purpose = domain::persons::purpose("purpose", "鍵の入替え確認").expect("purpose");
+    let reader = domain::persons::Reader {
+        actor: &Actor::Municipality(m),
+        subject: "tester",
+    };
+    let id: i64 = id.parse().expect("id");
+    let opened = domain::persons::my_number(store, &rotated, &reader, id, &purpose)
+        .await
+        .expect("opens");
+    assert_eq!(opened.map(|n| n.expose().to_owned()), Some(N2.to_owned()));
+    let only_old = PersonalKeys::parse(&old, &lookup).expect("old keys");
+    let e = domain::persons::my_number(store, &only_old, &reader, id, &purpose)
+        .await
+        .expect_err("sealed under t2");
+    assert!(!e.to_string().contains(N2), "{e}");
+}

@@ -264,14 +264,14 @@ impl PersonLookup {
         let lookup = format!(
             "\\set g random(1, {persons})\n\
              SELECT p.id, p.name, p.birth_date FROM persons p WHERE p.municipality_code = \
-             (SELECT code FROM bench_codes WHERE i = :g % {n}) AND p.coupon_number = lpad(:g::text, 10, '0');\n",
+             (SELECT code FROM bench_codes WHERE i = :g % {n}) AND p.coupon_number = lpad(:g::text, 10, '0')::bpchar;\n",
             persons = self.persons
         );
         let audited = format!(
             "\\set g random(1, {persons})\n\
              BEGIN;\n\
              SELECT p.id, p.name, p.birth_date FROM persons p WHERE p.municipality_code = \
-             (SELECT code FROM bench_codes WHERE i = :g % {n}) AND p.coupon_number = lpad(:g::text, 10, '0');\n\
+             (SELECT code FROM bench_codes WHERE i = :g % {n}) AND p.coupon_number = lpad(:g::text, 10, '0')::bpchar;\n\
              INSERT INTO person_access_log (person_id, municipality_code, actor, subject, role, accessed_at, fields, purpose) \
              VALUES (:g, '131016', 'MUNICIPALITY:131016', 'bench', 'MUNICIPALITY', now(), 'name,birthDate', NULL);\n\
              END;\n",
