@@ -160,7 +160,17 @@ pub fn test_config(db: &TestDb) -> ServerConfig {
         // Tests drive outbox workers themselves (synchronously), never in the background.
         outbox_worker: None,
         websocket_ping: api::ws::DEFAULT_PING,
+        personal_keys: test_personal_keys(),
     }
+}
+
+/// The personal-data keys test servers use: fixed, so a test can restart a server on the same
+/// database and still open what it sealed.
+pub fn test_personal_keys() -> api::personal_keys::PersonalKeySettings {
+    api::personal_keys::PersonalKeySettings::explicit(
+        "t1:dGVzdC1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcy0hISE=",
+        "dGVzdC1sb29rdXAta2V5LTMyLWJ5dGVzLWxvbmctISE=",
+    )
 }
 
 /// A running server on a fresh database.

@@ -10,7 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::auth::{DEV_JWT_SECRET, issue_hs256};
 use crate::config::{
-    AllocationsCommand, Cli, Command, OutboxCommand, ServeArgs, SitesCommand, StockCommand, TokenCommand,
+    AllocationsCommand, Cli, Command, OutboxCommand, PersonsCommand, ServeArgs, SitesCommand, StockCommand,
+    TokenCommand,
 };
 use crate::server::{self, ServerConfig};
 
@@ -74,6 +75,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Persons(PersonsCommand::Import {
+            municipality,
+            file,
+            report,
+            db,
+            keys,
+        }) => import_persons(&municipality, &file, &report, &db.database_url, &keys).await,
+        Command::Persons(PersonsCommand::Rekey { db, keys }) => {
+            let keys = load_keys(&keys, &db.database_url)?;
+            let store = Store::new(crate::db::connect(&db.database_url).await?);
+            let n = domain::persons::rekey(&store, &keys, &Actor::System).await?;
+            println!("re-sealed {n} My Numbers under key {}", keys.current_key_id());
+            Ok(())
+        }
         Command::Stock(StockCommand::Reconcile { db }) => {
             let store = Store::new(crate::db::connect(&db.database_url).await?);
             let mismatches = domain::ledger::reconcile(&store).await?;
@@ -130,7 +145,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public: args.public.settings(),
         outbox_worker: args.outbox.outbox_worker.then(|| args.outbox.worker_config()),
         websocket_ping: std::time::Duration::from_secs(args.ws_ping_secs),
+        personal_keys: args.personal.settings(),
     };
+    // Keys first: a keyless PostgreSQL start is refused before connecting (or the demo writes).
+    let keys = std::sync::Arc::new(crate::personal_keys::load_and_announce(
+        &cfg.personal_keys,
+        &cfg.database_url,
+    )?);
     let store = Store::new(crate::db::connect(&cfg.database_url).await?);
     if args.demo {
         let n = crate::demo::seed(&store).await?;
@@ -144,7 +165,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             println!("demo: the site master is not empty; left as it is");
         }
     }
-    let running = server::start_with_store(cfg.clone(), store).await?;
+    let running = server::start_with_keys(cfg.clone(), store, keys).await?;
     println!(
         "vsys listening on http://{0}  (public site: http://{0}/ , GraphiQL: http://{0}/graphql)",
         running.addr
@@ -199,6 +220,77 @@ async fn import(file: &Path, report_path: &Path, database_url: &str) -> anyhow::
         report.updated,
         report.unchanged,
         report.rejected.len(),
+        if report.rejected.is_empty() {
+            String::new()
+        } else {
+            format!(" (see {})", report_path.display())
+        }
+    );
+    Ok(())
+}
+
+/// The personal-data keys for a command, with where they came from on stderr (never what they are).
+fn load_keys(
+    args: &crate::config::PersonalKeyArgs,
+    database_url: &str,
+) -> anyhow::Result<domain::personal::crypto::PersonalKeys> {
+    use crate::personal_keys::KeySource;
+    let (keys, source) = args.settings().load(database_url)?;
+    match source {
+        KeySource::Generated(p) => eprintln!(
+            "personal-data keys: generated {} (mode 0600) beside the SQLite database; keep it with the database",
+            p.display()
+        ),
+        KeySource::Ephemeral => eprintln!("personal-data keys: in-memory database, keys for this process only"),
+        KeySource::Configured | KeySource::File(_) => {}
+    }
+    Ok(keys)
+}
+
+async fn import_persons(
+    municipality: &str,
+    file: &Path,
+    report_path: &Path,
+    database_url: &str,
+    key_args: &crate::config::PersonalKeyArgs,
+) -> anyhow::Result<()> {
+    let municipality: domain::codes::MunicipalityCode = municipality
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--municipality: {e}"))?;
+    let keys = load_keys(key_args, database_url)?;
+    let reader =
+        std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?);
+    let store = Store::new(crate::db::connect(database_url).await?);
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("importing persons of {municipality}"));
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let report =
+        domain::persons::import::import_csv(&store, &keys, &Actor::System, &municipality, reader, &progress).await?;
+    bar.finish_and_clear();
+    let mut w = csv::Writer::from_path(report_path)
+        .with_context(|| format!("cannot write the report to {}", report_path.display()))?;
+    w.write_record(["row", "field", "code", "reason"])?;
+    for r in &report.rejected {
+        w.write_record([r.row.to_string(), r.field.clone(), r.code.to_string(), r.reason.clone()])?;
+    }
+    w.flush()?;
+    println!(
+        "inserted {}, updated {}, unchanged {}, rejected {} rows{}",
+        report.inserted,
+        report.updated,
+        report.unchanged,
+        report.rejected_rows(),
         if report.rejected.is_empty() {
             String::new()
         } else {

@@ -21,6 +21,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start and never moved around: the size difference between commands is harmless.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the GraphQL server (migrates the database first).
@@ -48,6 +50,67 @@ pub enum Command {
     /// Site stock.
     #[command(subcommand)]
     Stock(StockCommand),
+    /// Persons (VRS residents).
+    #[command(subcommand)]
+    Persons(PersonsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PersonsCommand {
+    /// Import a municipality's residents from a resident-register CSV (see README for the
+    /// columns); refused rows go to a report (row,field,code,reason — never values).
+    Import {
+        /// The importing municipality (6 digits with its check digit).
+        #[arg(long)]
+        municipality: String,
+        file: PathBuf,
+        /// Where to write the refused rows.
+        #[arg(long, default_value = "persons-rejected.csv")]
+        report: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        keys: PersonalKeyArgs,
+    },
+    /// Re-seal every stored My Number under the current key (after adding a new key first in
+    /// the list); prints how many were re-sealed.
+    Rekey {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        keys: PersonalKeyArgs,
+    },
+}
+
+/// The personal-data keys (My Number encryption and lookup hash).
+#[derive(Args, Clone, Default)]
+pub struct PersonalKeyArgs {
+    /// Encryption keys `id:base64` (32 bytes each), comma-separated, the current one first.
+    #[arg(long, env = "VSYS_PERSONAL_KEYS", hide_env_values = true)]
+    pub personal_keys: Option<String>,
+    /// The My Number lookup-hash key, base64 of 32 bytes (cannot rotate without rehashing).
+    #[arg(long, env = "VSYS_PERSONAL_LOOKUP_KEY", hide_env_values = true)]
+    pub personal_lookup_key: Option<String>,
+    /// A key file with `encryption=…` and `lookup=…` lines. Unset with SQLite: `<db file>.keys`,
+    /// generated (mode 0600) on first start; PostgreSQL refuses to start without keys.
+    #[arg(long, env = "VSYS_PERSONAL_KEY_FILE")]
+    pub personal_key_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for PersonalKeyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.settings().fmt(f)
+    }
+}
+
+impl PersonalKeyArgs {
+    pub fn settings(&self) -> crate::personal_keys::PersonalKeySettings {
+        crate::personal_keys::PersonalKeySettings {
+            encryption: self.personal_keys.clone(),
+            lookup: self.personal_lookup_key.clone(),
+            key_file: self.personal_key_file.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,6 +207,8 @@ pub struct ServeArgs {
     pub public: PublicArgs,
     #[command(flatten)]
     pub outbox: OutboxArgs,
+    #[command(flatten)]
+    pub personal: PersonalKeyArgs,
 }
 
 /// The outbox worker that delivers orders to wholesalers.

@@ -11,6 +11,8 @@
 //! - [`public`]: the anonymous side: public GraphQL schema, web page, open feed, rate limits,
 //!   response cache.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and structured logs.
+//! - [`personal_keys`]: where the My Number keys come from (configured, key file, or a
+//!   generated development file beside a SQLite database).
 //! - [`config`], [`cli`], [`demo`], [`db`]: the binary's commands and settings.
 
 pub mod auth;
@@ -22,6 +24,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod metrics;
+pub mod personal_keys;
 pub mod public;
 pub mod server;
 pub mod telemetry;

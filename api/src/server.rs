@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub outbox_worker: Option<integrations::WorkerConfig>,
     /// Interval of the server's WebSocket pings; a peer silent for 3 of them is dropped.
     pub websocket_ping: Duration,
+    /// Where the personal-data (My Number) keys come from; see `personal_keys`.
+    pub personal_keys: crate::personal_keys::PersonalKeySettings,
 }
 
 /// The default [`ServerConfig::redis_prefix`].
@@ -123,13 +125,25 @@ impl Running {
 
 /// Connects, migrates, binds and serves in the background.
 pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
+    // Keys first: a PostgreSQL deployment without them refuses before touching the database.
+    let keys = crate::personal_keys::load_and_announce(&cfg.personal_keys, &cfg.database_url)?;
     let db = crate::db::connect(&cfg.database_url).await?;
     let store = Store::new(db);
-    start_with_store(cfg, store).await
+    start_with_keys(cfg, store, Arc::new(keys)).await
 }
 
 /// As [`start`], on an already-connected store (the demo fills it first).
 pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result<Running> {
+    let keys = crate::personal_keys::load_and_announce(&cfg.personal_keys, &cfg.database_url)?;
+    start_with_keys(cfg, store, Arc::new(keys)).await
+}
+
+/// As [`start_with_store`], with the personal-data keys already loaded.
+pub async fn start_with_keys(
+    cfg: ServerConfig,
+    store: Store,
+    personal_keys: Arc<domain::personal::crypto::PersonalKeys>,
+) -> anyhow::Result<Running> {
     let auth = Authenticator::new(&cfg.auth).await?;
     if auth.uses_development_secret() {
         tracing::warn!(
@@ -166,6 +180,7 @@ pub async fn start_with_store(cfg: ServerConfig, store: Store) -> anyhow::Result
         .data(refdata.clone())
         .data(events.clone())
         .data(changes)
+        .data(personal_keys)
         .data(DataLoader::new(AvailabilityLoader(store.clone()), tokio::spawn))
         .data(DataLoader::new(FulfilmentLoader(store.clone()), tokio::spawn))
         .data(DataLoader::new(DeliveriesLoader(store.clone()), tokio::spawn))

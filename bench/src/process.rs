@@ -119,6 +119,19 @@ pub async fn psql(url: &str, sql: &str) -> Result<String> {
     Ok(run_timed(cmd, &format!("psql -c {sql:?}")).await?.stdout)
 }
 
+/// Fixed personal-data keys for every `vsys serve` the benchmarks start: on PostgreSQL the
+/// server refuses to start without configured keys (benchmark data holds no real My Number).
+pub fn with_personal_keys(cmd: &mut Command) -> &mut Command {
+    cmd.env(
+        "VSYS_PERSONAL_KEYS",
+        "bench:YmVuY2gtcGVyc29uYWwtZW5jcnlwdGlvbi1rZXktMzI=",
+    )
+    .env(
+        "VSYS_PERSONAL_LOOKUP_KEY",
+        "YmVuY2gtcGVyc29uYWwtbG9va3VwLWhhc2gta2V5MzI=",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,6 +134,7 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
             100,
         )),
         Box::new(scenarios::subscriber_churn::SubscriberChurn::default()),
+        Box::new(scenarios::person_lookup::PersonLookup::default()),
     ]
 }
 

@@ -1169,3 +1169,155 @@ mod tests {
         }
     }
 }
+
+// ---- persons (VRS personal data) ----
+
+use crate::personal::person::PersonField;
+
+/// Managing persons — registering, changing, importing, issuing coupons, linking earlier
+/// records, reading the access log: the municipality the persons live in (or the server's
+/// operator). A person is held by their municipality of residence and by nobody else.
+pub fn can_manage_persons(actor: &Actor, municipality: &MunicipalityCode) -> Result<(), Denied> {
+    match actor {
+        Actor::System => Ok(()),
+        Actor::Municipality(m) if m == municipality => Ok(()),
+        Actor::Municipality(_) => deny("persons are held by their municipality of residence; this one is not yours"),
+        _ => deny("persons are managed by their municipality of residence"),
+    }
+}
+
+/// The municipality whose persons a caller may list and look up: its own. PREFECTURE and
+/// NATIONAL see counts only ([`person_count_scope`]); sites, wholesalers, medical associations
+/// and federations see no person.
+pub fn person_read_scope(actor: &Actor) -> Result<Option<MunicipalityCode>, Denied> {
+    match actor {
+        Actor::System => Ok(None),
+        Actor::Municipality(m) => Ok(Some(*m)),
+        Actor::National | Actor::Prefecture(_) => deny("PREFECTURE and NATIONAL see counts of persons, never persons"),
+        _ => deny("this role sees no person"),
+    }
+}
+
+/// Reading one personal field of a person held by `municipality`. Names, kana, address, birth
+/// date, sex and the municipality's own number: that municipality. My Number and the look-up
+/// of earlier records by it: that municipality, only with a stated `purpose`. Every allowed read
+/// is audited by the service that performs it.
+pub fn can_read_person_field(
+    actor: &Actor,
+    municipality: &MunicipalityCode,
+    field: PersonField,
+    purpose: Option<&str>,
+) -> Result<(), Denied> {
+    let own = match actor {
+        Actor::System => true,
+        Actor::Municipality(m) => m == municipality,
+        Actor::National | Actor::Prefecture(_) => {
+            return deny(format!(
+                "{field} is personal data: PREFECTURE and NATIONAL see counts of persons, never names"
+            ));
+        }
+        _ => return deny(format!("{field} is personal data this role may not read")),
+    };
+    if !own {
+        return deny(format!(
+            "{field} is read only by the person's municipality of residence"
+        ));
+    }
+    let needs_purpose = matches!(field, PersonField::MyNumber | PersonField::EarlierRecordLookup);
+    if needs_purpose && purpose.is_none_or(|p| p.trim().is_empty()) {
+        return deny(format!(
+            "{field} is read only with a stated purpose (argument `purpose`)"
+        ));
+    }
+    Ok(())
+}
+
+/// Whose person counts (residents per municipality) a caller may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersonCountScope {
+    All,
+    Prefecture(PrefectureCode),
+    Municipality(MunicipalityCode),
+}
+
+/// Counts of persons: NATIONAL everywhere, a PREFECTURE its municipalities, a MUNICIPALITY
+/// itself. Counts carry no personal data; other roles have no business with residents.
+pub fn person_count_scope(actor: &Actor) -> Result<PersonCountScope, Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(PersonCountScope::All),
+        Actor::Prefecture(p) => Ok(PersonCountScope::Prefecture(*p)),
+        Actor::Municipality(m) => Ok(PersonCountScope::Municipality(*m)),
+        _ => deny("counts of persons are read by NATIONAL, PREFECTURE and MUNICIPALITY"),
+    }
+}
+
+#[cfg(test)]
+mod person_tests {
+    use super::*;
+
+    fn m(s: &str) -> MunicipalityCode {
+        s.parse().expect("municipality")
+    }
+
+    /// The role × personal field matrix: who reads which field of a Chiyoda resident, with and
+    /// without a stated purpose.
+    #[test]
+    fn person_field_matrix() {
+        let chiyoda = m("131016");
+        let tokyo: PrefectureCode = "13".parse().expect("p");
+        let own = Actor::Municipality(chiyoda);
+        let other = Actor::Municipality(m("131041"));
+        let actors: [(&str, Actor); 9] = [
+            ("own municipality", own),
+            ("other municipality", other),
+            ("prefecture", Actor::Prefecture(tokyo)),
+            ("national", Actor::National),
+            ("site", Actor::Site("1311234569".parse().expect("site"))),
+            ("wholesaler", Actor::Wholesaler("suzuken".parse().expect("w"))),
+            ("medical association", Actor::MedicalAssociation(vec![chiyoda])),
+            ("federation", Actor::Federation(tokyo)),
+            ("operator", Actor::System),
+        ];
+        for (who, actor) in &actors {
+            let own_or_operator = matches!(*who, "own municipality" | "operator");
+            for field in PersonField::ALL {
+                let protected = matches!(field, PersonField::MyNumber | PersonField::EarlierRecordLookup);
+                for purpose in [None, Some(""), Some("転入に伴う接種記録の確認")] {
+                    let stated = purpose.is_some_and(|p| !p.is_empty());
+                    let want = own_or_operator && (!protected || stated);
+                    let got = can_read_person_field(actor, &chiyoda, *field, purpose);
+                    assert_eq!(
+                        got.is_ok(),
+                        want,
+                        "{who} reads {field} with purpose {purpose:?}: {got:?}"
+                    );
+                    if let Err(Denied(reason)) = got {
+                        assert!(reason.contains(field.as_str()), "{reason}");
+                    }
+                }
+            }
+            let manage = can_manage_persons(actor, &chiyoda).is_ok();
+            assert_eq!(manage, own_or_operator, "{who} manages Chiyoda's persons");
+            let scope = person_read_scope(actor);
+            assert_eq!(
+                scope.is_ok(),
+                own_or_operator || *who == "other municipality",
+                "{who} lists persons"
+            );
+            let counts = person_count_scope(actor).is_ok();
+            assert_eq!(
+                counts,
+                matches!(
+                    *who,
+                    "own municipality" | "other municipality" | "prefecture" | "national" | "operator"
+                ),
+                "{who} counts persons"
+            );
+        }
+        assert_eq!(person_read_scope(&Actor::Municipality(chiyoda)), Ok(Some(chiyoda)));
+        assert_eq!(
+            person_count_scope(&Actor::Prefecture(tokyo)),
+            Ok(PersonCountScope::Prefecture(tokyo))
+        );
+    }
+}

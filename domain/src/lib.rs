@@ -21,6 +21,9 @@
 //!   transfers, days of supply); [`ledger`]: the stock service over it.
 //! - [`delivery`]: deliveries against orders and receipt confirmation (pure rules);
 //!   [`deliveries`]: the service (accepted vials enter the ledger).
+//! - [`personal`]: VRS personal data — My Number protection and the person's pure field
+//!   rules; [`persons`]: the person service (register, import, coupons, 転入 links, counts,
+//!   the audit log of personal-data reads).
 //! - [`entities`]: SeaORM storage shapes, never handed to callers.
 //! - [`store`]: the database handle and the single way to open a write transaction.
 //! - [`error`]: the one error type services return.
@@ -46,6 +49,7 @@ pub mod ledger;
 pub mod order;
 pub mod outbox;
 pub mod personal;
+pub mod persons;
 pub mod product;
 pub mod product_names;
 pub mod public;

@@ -19,6 +19,7 @@ mod m20261127_000030_availability;
 mod m20261127_000040_wholesalers;
 mod m20261127_000045_order_ancillaries_column;
 mod m20261127_000050_persons;
+mod m20261127_000051_person_records;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000021_deliveries::Migration),
             Box::new(m20261127_000050_persons::Migration),
             Box::new(m20261127_000045_order_ancillaries_column::Migration),
+            Box::new(m20261127_000051_person_records::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ mod cli;
 mod deliveries;
 mod import;
 mod ops;
+mod persons;
 mod public;
 mod public_browser;
 mod reference;

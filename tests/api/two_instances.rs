@@ -49,12 +49,15 @@ struct Instance {
 
 impl Instance {
     async fn start(bin: &PathBuf, database_url: &str, redis_url: &str, prefix: &str) -> Instance {
+        let keys = tests::test_personal_keys();
         let mut child = tokio::process::Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("DATABASE_URL", database_url)
             .env("REDIS_URL", redis_url)
             .env("VSYS_REDIS_PREFIX", prefix)
             .env("VSYS_JWT_SECRET", tests::TEST_SECRET)
+            .env("VSYS_PERSONAL_KEYS", keys.encryption.as_deref().unwrap_or_default())
+            .env("VSYS_PERSONAL_LOOKUP_KEY", keys.lookup.as_deref().unwrap_or_default())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

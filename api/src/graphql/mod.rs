@@ -5,6 +5,7 @@ pub mod allocation;
 pub mod availability;
 pub mod deliveries;
 mod inputs;
+pub mod persons;
 pub mod products;
 pub mod scalars;
 mod sites;
@@ -158,6 +159,7 @@ pub struct Query(
     wholesalers::WholesalerQuery,
     stock::StockQuery,
     deliveries::DeliveryQuery,
+    persons::PersonQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -168,6 +170,7 @@ pub struct Mutation(
     wholesalers::WholesalerMutation,
     stock::StockMutation,
     deliveries::DeliveryMutation,
+    persons::PersonMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -138,3 +138,14 @@ code_scalar!(
     /// and '-', not starting with '-'.
     LotNumber, codes::LotNumber, "LotNumber"
 );
+
+code_scalar!(
+    /// A coupon number (券番号): exactly 10 digits, leading zeros kept; unique within its
+    /// municipality.
+    CouponNumber, codes::CouponNumber, "CouponNumber"
+);
+code_scalar!(
+    /// The 18-digit line printed (OCR-B) and encoded (QR) on a coupon: 券種 (1) + 回数 (1, 1-9) +
+    /// municipality code (6, check digit verified) + coupon number (10).
+    CouponLine, codes::CouponLine, "CouponLine"
+);

@@ -136,6 +136,7 @@ impl GraphqlOverhead {
         cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", db.display()))
             .current_dir(&ctx.work);
+        crate::process::with_personal_keys(&mut cmd);
         let log = ctx.work.join("vsys-serve.log");
         let mut child = ChildGuard::spawn(cmd, "vsys serve", &log)?;
         let client = reqwest::Client::new();

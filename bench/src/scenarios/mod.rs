@@ -5,6 +5,7 @@ pub mod graphql_overhead;
 pub mod import;
 pub mod ledger_writes;
 pub mod outbox_drain;
+pub mod person_lookup;
 pub mod public_search;
 pub mod stock_common;
 pub mod stock_subscribers;

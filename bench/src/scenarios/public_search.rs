@@ -155,6 +155,7 @@ fn vsys_server(ctx: &Context, url: &str, extra: &[&str], name: &'static str) -> 
         .args(extra)
         .env("DATABASE_URL", url)
         .env("RUST_LOG", "warn");
+    crate::process::with_personal_keys(&mut cmd);
     let child = ChildGuard::spawn(cmd, name, &ctx.work.join(format!("{name}.log")))?;
     Ok((format!("http://127.0.0.1:{port}/public/graphql"), child))
 }

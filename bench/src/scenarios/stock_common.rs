@@ -80,6 +80,7 @@ impl Server {
             .env("VSYS_PUBLIC_RATE_LIMIT", "0")
             .env_remove("REDIS_URL")
             .current_dir(&ctx.work);
+        crate::process::with_personal_keys(&mut cmd);
         let log = ctx.work.join(format!("{name}-serve.log"));
         let mut child = ChildGuard::spawn(cmd, "vsys serve", &log)?;
         let base = format!("http://127.0.0.1:{port}");
