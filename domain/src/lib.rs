@@ -21,6 +21,9 @@
 //!   transfers, days of supply); [`ledger`]: the stock service over it.
 //! - [`delivery`]: deliveries against orders and receipt confirmation (pure rules);
 //!   [`deliveries`]: the service (accepted vials enter the ledger).
+//! - [`dose`]: dose records' vocabulary and pure rules (intervals, conflicts, doses from open
+//!   vials); [`doses`]: the dose-record service (recording with its stock effect, corrections,
+//!   counts).
 //! - [`entities`]: SeaORM storage shapes, never handed to callers.
 //! - [`store`]: the database handle and the single way to open a write transaction.
 //! - [`error`]: the one error type services return.
@@ -39,6 +42,8 @@ pub mod codes;
 pub mod deliveries;
 pub mod delivery;
 pub mod dispatch;
+pub mod dose;
+pub mod doses;
 pub mod entities;
 pub mod error;
 pub mod feed;

@@ -18,6 +18,7 @@ mod m20261127_000021_deliveries;
 mod m20261127_000030_availability;
 mod m20261127_000040_wholesalers;
 mod m20261127_000050_persons;
+mod m20261127_000055_dose_records;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000020_stock_ledger::Migration),
             Box::new(m20261127_000021_deliveries::Migration),
             Box::new(m20261127_000050_persons::Migration),
+            Box::new(m20261127_000055_dose_records::Migration),
         ]
     }
 }
