@@ -4,6 +4,7 @@
 pub mod allocation;
 pub mod availability;
 pub mod deliveries;
+pub mod doses;
 mod inputs;
 pub mod products;
 pub mod scalars;
@@ -158,6 +159,7 @@ pub struct Query(
     wholesalers::WholesalerQuery,
     stock::StockQuery,
     deliveries::DeliveryQuery,
+    doses::DoseQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -168,6 +170,7 @@ pub struct Mutation(
     wholesalers::WholesalerMutation,
     stock::StockMutation,
     deliveries::DeliveryMutation,
+    doses::DoseMutation,
 );
 
 #[derive(MergedSubscription, Default)]
