@@ -259,6 +259,37 @@ async fn record_once(
     let tx = store.write().await?;
     let now = Utc::now();
     let db = &*tx;
+    let per_vial = sql::doses_per_vial(db).await?;
+    // The lots this batch draws from, locked first and in (product, lot) order: batches of the
+    // same site wait here for each other, so everything read below includes what the one
+    // before committed (a retry sent while its original is still being written finds it).
+    let mut lots: BTreeMap<(String, String), Option<LotState>> = BTreeMap::new();
+    for c in checked.iter().filter_map(|c| c.as_ref().ok()) {
+        lots.entry((c.product.as_str().to_owned(), c.lot.as_str().to_owned()))
+            .or_insert(None);
+    }
+    for ((p, l), state) in lots.iter_mut() {
+        let (Ok(product), Ok(lot)) = (p.parse::<ProductCode>(), l.parse::<LotNumber>()) else {
+            continue;
+        };
+        let Some(dpv) = per_vial.get(p) else { continue };
+        if let Some(row) = sql::lock_lot(db, site, &product, &lot).await? {
+            *state = Some(LotState {
+                product,
+                lot,
+                doses: LotDoses {
+                    on_hand: row.on_hand,
+                    open_doses: row.open_doses,
+                    doses_per_vial: *dpv,
+                },
+                open: row.open_entry_id.map_or(VialRef::None, VialRef::Stored),
+                expiry: row.expiry_date,
+                opened: 0,
+                touched: false,
+            });
+        }
+    }
+
     let keys: Vec<String> = {
         let mut k: Vec<String> = checked
             .iter()
@@ -290,35 +321,6 @@ async fn record_once(
     let mut earlier = sql::earlier_doses(db, &ids, None).await?;
     let overrides = sql::overrides(db, &ids).await?;
     let rules = sql::interval_rules(db).await?;
-    let per_vial = sql::doses_per_vial(db).await?;
-
-    // The lots this batch draws from, locked in (product, lot) order.
-    let mut lots: BTreeMap<(String, String), Option<LotState>> = BTreeMap::new();
-    for c in checked.iter().filter_map(|c| c.as_ref().ok()) {
-        lots.entry((c.product.as_str().to_owned(), c.lot.as_str().to_owned()))
-            .or_insert(None);
-    }
-    for ((p, l), state) in lots.iter_mut() {
-        let (Ok(product), Ok(lot)) = (p.parse::<ProductCode>(), l.parse::<LotNumber>()) else {
-            continue;
-        };
-        let Some(dpv) = per_vial.get(p) else { continue };
-        if let Some(row) = sql::lock_lot(db, site, &product, &lot).await? {
-            *state = Some(LotState {
-                product,
-                lot,
-                doses: LotDoses {
-                    on_hand: row.on_hand,
-                    open_doses: row.open_doses,
-                    doses_per_vial: *dpv,
-                },
-                open: row.open_entry_id.map_or(VialRef::None, VialRef::Stored),
-                expiry: row.expiry_date,
-                opened: 0,
-                touched: false,
-            });
-        }
-    }
 
     let mut slots: Vec<Slot> = Vec::with_capacity(checked.len());
     let mut planned: Vec<Planned> = Vec::new();
