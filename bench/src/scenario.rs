@@ -134,6 +134,8 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
             100,
         )),
         Box::new(scenarios::subscriber_churn::SubscriberChurn::default()),
+        Box::new(scenarios::doses::DoseBatch::default()),
+        Box::new(scenarios::doses::DoseSingle::default()),
     ]
 }
 

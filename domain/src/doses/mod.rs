@@ -1608,3 +1608,64 @@ pub async fn interval_rules(store: &Store) -> DomainResult<Vec<(ProductCode, u8,
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::authz::{self, Actor, DoseCountScope, DoseScope};
+    use crate::codes::{MunicipalityCode, SiteCode};
+
+    fn m(s: &str) -> MunicipalityCode {
+        s.parse().expect("municipality")
+    }
+    fn sc(s: &str) -> SiteCode {
+        s.parse().expect("site code")
+    }
+
+    /// Role × operation: who records, reads, corrects, overrides and counts dose records.
+    #[test]
+    fn who_may_do_what_with_dose_records() {
+        let site = sc("1311010019");
+        let other = sc("1311010027");
+        let chiyoda = m("131016");
+        let cases: &[(Actor, bool, bool, bool, bool, bool)] = &[
+            // actor, records, reads the record, corrects it, overrides the interval, counts
+            (Actor::Site(site), true, true, true, false, true),
+            (Actor::Site(other), true, false, false, false, true),
+            (Actor::Municipality(chiyoda), false, true, true, true, true),
+            (Actor::Municipality(m("131041")), false, false, false, false, true),
+            (Actor::Prefecture("13".parse().expect("p")), false, false, false, false, true),
+            (Actor::National, false, false, false, false, true),
+            (Actor::Wholesaler("suzuken".parse().expect("w")), false, false, false, false, false),
+            (Actor::MedicalAssociation(vec![chiyoda]), false, false, false, false, false),
+            (Actor::Federation("13".parse().expect("p")), false, false, false, false, false),
+        ];
+        for (actor, record, read, correct, allow, count) in cases {
+            assert_eq!(authz::dose_recorder(actor).is_ok(), *record, "{actor:?} records");
+            assert_eq!(
+                authz::dose_read_scope(actor).is_ok_and(|s| s.contains(&site, &chiyoda)),
+                *read,
+                "{actor:?} reads"
+            );
+            assert_eq!(
+                authz::can_correct_dose(actor, &site, &chiyoda).is_ok(),
+                *correct,
+                "{actor:?} corrects"
+            );
+            assert_eq!(
+                authz::can_override_interval(actor, &chiyoda).is_ok(),
+                *allow,
+                "{actor:?} overrides"
+            );
+            assert_eq!(authz::dose_count_scope(actor).is_ok(), *count, "{actor:?} counts");
+        }
+        assert_eq!(authz::dose_recorder(&Actor::Site(site)), Ok(site));
+        assert_eq!(
+            authz::dose_read_scope(&Actor::Municipality(chiyoda)),
+            Ok(DoseScope::Residents(chiyoda))
+        );
+        assert_eq!(
+            authz::dose_count_scope(&Actor::Prefecture("13".parse().expect("p"))),
+            Ok(DoseCountScope::Prefecture("13".parse().expect("p")))
+        );
+    }
+}
