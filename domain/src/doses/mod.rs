@@ -259,34 +259,20 @@ async fn record_once(
     let tx = store.write().await?;
     let now = Utc::now();
     let db = &*tx;
-    let per_vial = sql::doses_per_vial(db).await?;
     // The lots this batch draws from, locked first and in (product, lot) order: batches of the
     // same site wait here for each other, so everything read below includes what the one
     // before committed (a retry sent while its original is still being written finds it).
-    let mut lots: BTreeMap<(String, String), Option<LotState>> = BTreeMap::new();
+    let mut rows: BTreeMap<(String, String), Option<(ProductCode, LotNumber, sql::LotRow)>> = BTreeMap::new();
     for c in checked.iter().filter_map(|c| c.as_ref().ok()) {
-        lots.entry((c.product.as_str().to_owned(), c.lot.as_str().to_owned()))
+        rows.entry((c.product.as_str().to_owned(), c.lot.as_str().to_owned()))
             .or_insert(None);
     }
-    for ((p, l), state) in lots.iter_mut() {
+    for (p, l) in rows.keys().cloned().collect::<Vec<_>>() {
         let (Ok(product), Ok(lot)) = (p.parse::<ProductCode>(), l.parse::<LotNumber>()) else {
             continue;
         };
-        let Some(dpv) = per_vial.get(p) else { continue };
         if let Some(row) = sql::lock_lot(db, site, &product, &lot).await? {
-            *state = Some(LotState {
-                product,
-                lot,
-                doses: LotDoses {
-                    on_hand: row.on_hand,
-                    open_doses: row.open_doses,
-                    doses_per_vial: *dpv,
-                },
-                open: row.open_entry_id.map_or(VialRef::None, VialRef::Stored),
-                expiry: row.expiry_date,
-                opened: 0,
-                touched: false,
-            });
+            rows.insert((p, l), Some((product, lot, row)));
         }
     }
 
@@ -299,28 +285,67 @@ async fn record_once(
         k.dedup();
         k
     };
-    let existing = sql::by_keys(db, site, &keys).await?;
     let refs: Vec<(String, String)> = {
         let mut r: Vec<(String, String)> = checked
             .iter()
             .filter_map(|c| c.as_ref().ok())
-            .filter(|c| !existing.contains_key(&c.idempotency_key))
             .map(|c| (c.municipality.as_str().to_owned(), c.coupon.as_str().to_owned()))
             .collect();
         r.sort();
         r.dedup();
         r
     };
-    let persons = sql::persons(db, &refs).await?;
-    let ids: Vec<i64> = {
-        let mut v: Vec<i64> = persons.values().map(|p| p.id).collect();
-        v.sort_unstable();
-        v.dedup();
-        v
+    let (existing, persons, mut earlier, overrides, rules, per_vial) = if store.backend() == sea_orm::DbBackend::Postgres {
+        // One round trip for everything but the lots (the hot path of a single dose).
+        let l = sql::lookup_pg(db, site, &keys, &refs).await?;
+        let existing = if l.keys.is_empty() {
+            HashMap::new()
+        } else {
+            sql::by_keys(db, site, &l.keys.keys().cloned().collect::<Vec<_>>()).await?
+        };
+        (existing, l.persons, l.earlier, l.overrides, l.rules, l.per_vial)
+    } else {
+        let existing = sql::by_keys(db, site, &keys).await?;
+        let persons = sql::persons(db, &refs).await?;
+        let ids: Vec<i64> = {
+            let mut v: Vec<i64> = persons.values().map(|p| p.id).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let earlier = sql::earlier_doses(db, &ids, None).await?;
+        let overrides = sql::overrides(db, &ids).await?;
+        (
+            existing,
+            persons,
+            earlier,
+            overrides,
+            sql::interval_rules(db).await?,
+            sql::doses_per_vial(db).await?,
+        )
     };
-    let mut earlier = sql::earlier_doses(db, &ids, None).await?;
-    let overrides = sql::overrides(db, &ids).await?;
-    let rules = sql::interval_rules(db).await?;
+    let mut lots: BTreeMap<(String, String), Option<LotState>> = rows
+        .into_iter()
+        .map(|(k, v)| {
+            let state = v.and_then(|(product, lot, row)| {
+                let dpv = *per_vial.get(product.as_str())?;
+                Some(LotState {
+                    product,
+                    lot,
+                    doses: LotDoses {
+                        on_hand: row.on_hand,
+                        open_doses: row.open_doses,
+                        doses_per_vial: dpv,
+                    },
+                    open: row.open_entry_id.map_or(VialRef::None, VialRef::Stored),
+                    expiry: row.expiry_date,
+                    opened: 0,
+                    touched: false,
+                })
+            });
+            (k, state)
+        })
+        .collect();
 
     let mut slots: Vec<Slot> = Vec::with_capacity(checked.len());
     let mut planned: Vec<Planned> = Vec::new();
@@ -383,8 +408,7 @@ async fn record_once(
         }
     }
 
-    let entry_ids = sql::next_ids(db, "stock_entries", vials.len()).await?;
-    let record_ids = sql::next_ids(db, "dose_records", planned.len()).await?;
+    let (entry_ids, record_ids) = sql::next_ids_both(db, vials.len(), planned.len()).await?;
     let resolve = |v: VialRef| match v {
         VialRef::None => None,
         VialRef::Stored(id) => Some(id),

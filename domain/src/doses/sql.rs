@@ -606,3 +606,150 @@ pub async fn update_record<C: ConnectionTrait>(
     db.execute_raw(stmt(db.get_database_backend(), sql, values)).await?;
     Ok(())
 }
+
+/// Everything a batch reads besides its lots, in one round trip on PostgreSQL: which keys are
+/// taken (key → request hash), the persons, their ACTIVE doses and overrides, the interval
+/// rules and the doses per vial. Every part is an index lookup by key (or a small reference
+/// table), aggregated to JSON so the parts can differ in shape.
+pub struct Lookup {
+    pub keys: HashMap<String, String>,
+    pub persons: HashMap<(String, String), PersonRow>,
+    pub earlier: HashMap<i64, Vec<EarlierDose>>,
+    pub overrides: HashMap<(i64, u8), i64>,
+    pub rules: HashMap<(String, u8), IntervalRule>,
+    pub per_vial: HashMap<String, u64>,
+}
+
+fn json_err(what: &str) -> DomainError {
+    DomainError::Corrupt(format!("batch lookup: {what}"))
+}
+
+fn rows_of(v: &serde_json::Value, what: &str) -> DomainResult<Vec<Vec<serde_json::Value>>> {
+    v.as_array()
+        .ok_or_else(|| json_err(what))?
+        .iter()
+        .map(|r| r.as_array().cloned().ok_or_else(|| json_err(what)))
+        .collect()
+}
+
+fn s(v: &serde_json::Value, what: &str) -> DomainResult<String> {
+    v.as_str().map(|x| x.trim().to_owned()).ok_or_else(|| json_err(what))
+}
+
+fn i(v: &serde_json::Value, what: &str) -> DomainResult<i64> {
+    v.as_i64().ok_or_else(|| json_err(what))
+}
+
+fn date(v: &serde_json::Value, what: &str) -> DomainResult<NaiveDate> {
+    s(v, what)?.parse().map_err(|_| json_err(what))
+}
+
+pub async fn lookup_pg<C: ConnectionTrait>(
+    db: &C,
+    site: &SiteCode,
+    keys: &[String],
+    refs: &[(String, String)],
+) -> DomainResult<Lookup> {
+    let (ms, cs): (Vec<String>, Vec<String>) = refs.iter().cloned().unzip();
+    let sql = "WITH p AS (SELECT p.id, p.municipality_code, p.coupon_number, p.moved_out_on \
+                 FROM UNNEST(CAST(? AS bpchar[]), CAST(? AS bpchar[])) AS k(m, c) \
+                 JOIN persons p ON p.municipality_code = k.m AND p.coupon_number = k.c) \
+               SELECT \
+                (SELECT COALESCE(json_agg(json_build_array(d.idempotency_key, d.request_hash)), '[]'::json) FROM dose_records d \
+                  WHERE d.recorded_by_site = CAST(? AS bpchar) AND d.idempotency_key = ANY(?)) AS keys, \
+                (SELECT COALESCE(json_agg(json_build_array(p.id, p.municipality_code, p.coupon_number, p.moved_out_on)), '[]'::json) \
+                  FROM p) AS persons, \
+                (SELECT COALESCE(json_agg(json_build_array(d.person_id, d.dose_number, d.administered_on)), '[]'::json) \
+                  FROM dose_records d WHERE d.person_id = ANY(ARRAY(SELECT id FROM p)) AND d.status = 'ACTIVE') AS earlier, \
+                (SELECT COALESCE(json_agg(json_build_array(o.person_id, o.dose_number, o.id)), '[]'::json) \
+                  FROM dose_interval_overrides o WHERE o.person_id = ANY(ARRAY(SELECT id FROM p))) AS overrides, \
+                (SELECT COALESCE(json_agg(json_build_array(r.product_code, r.dose_number, r.min_days, r.min_months)), '[]'::json) \
+                  FROM dose_interval_rules r) AS rules, \
+                (SELECT COALESCE(json_agg(json_build_array(x.code, x.doses_per_vial)), '[]'::json) FROM products x \
+                  WHERE x.kind = 'VACCINE' AND x.doses_per_vial > 0) AS vials";
+    let values: Vec<Value> = vec![ms.into(), cs.into(), site.as_str().into(), keys.to_vec().into()];
+    let row = db
+        .query_one_raw(stmt(db.get_database_backend(), sql, values))
+        .await?
+        .ok_or_else(|| json_err("no row"))?;
+    let get = |c: &str| -> DomainResult<serde_json::Value> { Ok(row.try_get::<serde_json::Value>("", c)?) };
+    let mut out = Lookup {
+        keys: HashMap::new(),
+        persons: HashMap::new(),
+        earlier: HashMap::new(),
+        overrides: HashMap::new(),
+        rules: HashMap::new(),
+        per_vial: HashMap::new(),
+    };
+    for r in rows_of(&get("keys")?, "keys")? {
+        out.keys.insert(s(&r[0], "key")?, s(&r[1], "hash")?);
+    }
+    for r in rows_of(&get("persons")?, "persons")? {
+        let moved = match &r[3] {
+            serde_json::Value::Null => None,
+            v => Some(date(v, "moved_out_on")?),
+        };
+        out.persons.insert(
+            (s(&r[1], "municipality")?, s(&r[2], "coupon")?),
+            PersonRow {
+                id: i(&r[0], "person id")?,
+                moved_out_on: moved,
+            },
+        );
+    }
+    for r in rows_of(&get("earlier")?, "earlier")? {
+        out.earlier.entry(i(&r[0], "person")?).or_default().push(EarlierDose {
+            dose_number: u8::try_from(i(&r[1], "dose")?).map_err(|_| json_err("dose"))?,
+            administered_on: date(&r[2], "administered_on")?,
+        });
+    }
+    for r in rows_of(&get("overrides")?, "overrides")? {
+        out.overrides.insert(
+            (i(&r[0], "person")?, u8::try_from(i(&r[1], "dose")?).unwrap_or(0)),
+            i(&r[2], "override")?,
+        );
+    }
+    for r in rows_of(&get("rules")?, "rules")? {
+        out.rules.insert(
+            (s(&r[0], "product")?, u8::try_from(i(&r[1], "dose")?).unwrap_or(0)),
+            IntervalRule {
+                min_days: u32::try_from(i(&r[2], "days")?).unwrap_or(0),
+                min_months: u32::try_from(i(&r[3], "months")?).unwrap_or(0),
+            },
+        );
+    }
+    for r in rows_of(&get("vials")?, "vials")? {
+        out.per_vial
+            .insert(s(&r[0], "product")?, u64::try_from(i(&r[1], "doses per vial")?).unwrap_or(0));
+    }
+    Ok(out)
+}
+
+/// Ids for `entries` new stock entries and `records` new dose records, in one round trip on
+/// PostgreSQL.
+pub async fn next_ids_both<C: ConnectionTrait>(db: &C, entries: usize, records: usize) -> DomainResult<(Vec<i64>, Vec<i64>)> {
+    if !pg(db) || entries == 0 {
+        return Ok((
+            next_ids(db, "stock_entries", entries).await?,
+            next_ids(db, "dose_records", records).await?,
+        ));
+    }
+    let sql = "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('stock_entries', 'id')) FROM generate_series(1, ?)) AS e, \
+               ARRAY(SELECT nextval(pg_get_serial_sequence('dose_records', 'id')) FROM generate_series(1, ?)) AS r";
+    let row = db
+        .query_one_raw(stmt(
+            db.get_database_backend(),
+            sql,
+            vec![
+                i64::try_from(entries).unwrap_or(i64::MAX).into(),
+                i64::try_from(records).unwrap_or(i64::MAX).into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| json_err("no ids"))?;
+    let mut e: Vec<i64> = row.try_get("", "e")?;
+    let mut r: Vec<i64> = row.try_get("", "r")?;
+    e.sort_unstable();
+    r.sort_unstable();
+    Ok((e, r))
+}
