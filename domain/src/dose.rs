@@ -520,7 +520,9 @@ mod tests {
             min_months: 0,
         });
         let one = [e(1, "2021-05-06")];
-        let cases: &[(u8, &str, &[EarlierDose], bool, Option<&str>)] = &[
+        // (dose number, day, earlier doses, overridden, refusal reason)
+        type Case<'a> = (u8, &'a str, &'a [EarlierDose], bool, Option<&'a str>);
+        let cases: &[Case<'_>] = &[
             (1, "2021-05-06", &[], false, None),
             (1, "2021-05-07", &one, false, Some(reason::DUPLICATE_DOSE)),
             (2, "2021-05-25", &one, false, None),
@@ -528,10 +530,22 @@ mod tests {
             (2, "2021-05-24", &one, true, None),
             (2, "2021-05-01", &one, true, Some(reason::BEFORE_PREVIOUS_DOSE)),
             // A dose 1 recorded late, after dose 2 is on record, must come before it.
-            (1, "2021-05-30", &[e(2, "2021-05-25")], false, Some(reason::BEFORE_PREVIOUS_DOSE)),
+            (
+                1,
+                "2021-05-30",
+                &[e(2, "2021-05-25")],
+                false,
+                Some(reason::BEFORE_PREVIOUS_DOSE),
+            ),
             (1, "2021-05-01", &[e(2, "2021-05-25")], false, None),
             // Dose 3 follows dose 2, not dose 1.
-            (3, "2021-06-01", &[e(1, "2021-05-06"), e(2, "2021-05-25")], false, Some(reason::INTERVAL_TOO_SHORT)),
+            (
+                3,
+                "2021-06-01",
+                &[e(1, "2021-05-06"), e(2, "2021-05-25")],
+                false,
+                Some(reason::INTERVAL_TOO_SHORT),
+            ),
             (3, "2021-06-13", &[e(1, "2021-05-06"), e(2, "2021-05-25")], false, None),
         ];
         for (n, on, earlier, overridden, want) in cases {

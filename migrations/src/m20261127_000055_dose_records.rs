@@ -75,15 +75,30 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index("dose_records_key", "dose_records", &["recorded_by_site", "idempotency_key"]).unique().to_owned())
+            .create_index(
+                index(
+                    "dose_records_key",
+                    "dose_records",
+                    &["recorded_by_site", "idempotency_key"],
+                )
+                .unique()
+                .to_owned(),
+            )
             .await?;
-        let mut person_dose = index("dose_records_person_dose", "dose_records", &["person_id", "dose_number"]);
+        let mut person_dose = index(
+            "dose_records_person_dose",
+            "dose_records",
+            &["person_id", "dose_number"],
+        );
         person_dose.unique().and_where(Expr::col("status").eq("ACTIVE"));
         manager.create_index(person_dose).await?;
         for (name, cols) in [
             ("dose_records_person", &["person_id"][..]),
             ("dose_records_site", &["site_code", "administered_on"][..]),
-            ("dose_records_municipality", &["municipality_code", "administered_on"][..]),
+            (
+                "dose_records_municipality",
+                &["municipality_code", "administered_on"][..],
+            ),
             ("dose_records_day", &["administered_on"][..]),
         ] {
             manager.create_index(index(name, "dose_records", cols)).await?;
@@ -164,9 +179,13 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                index("dose_interval_overrides_person", "dose_interval_overrides", &["person_id", "dose_number"])
-                    .unique()
-                    .to_owned(),
+                index(
+                    "dose_interval_overrides_person",
+                    "dose_interval_overrides",
+                    &["person_id", "dose_number"],
+                )
+                .unique()
+                .to_owned(),
             )
             .await?;
 
@@ -195,7 +214,11 @@ impl MigrationTrait for Migration {
             .alter_table(
                 Table::alter()
                     .table("stock_balances")
-                    .add_column(big_integer("open_doses").default(0).check(Expr::col("open_doses").gte(0)))
+                    .add_column(
+                        big_integer("open_doses")
+                            .default(0)
+                            .check(Expr::col("open_doses").gte(0)),
+                    )
                     .to_owned(),
             )
             .await?;

@@ -86,8 +86,7 @@ async fn refused(app: &TestApp, token: &str, query: &str, variables: Value) -> (
 }
 
 async fn lot_doses(app: &TestApp, site: &str, lot: &str) -> Value {
-    app.ok(&Sites::token(site), LOTS, json!({ "site": site }))
-        .await["lotDoses"]
+    app.ok(&Sites::token(site), LOTS, json!({ "site": site })).await["lotDoses"]
         .as_array()
         .expect("lots")
         .iter()
@@ -112,8 +111,12 @@ async fn administered(app: &TestApp, site: &str, lot: &str) -> (u64, u64) {
 }
 
 async fn count_records(app: &TestApp) -> usize {
-    app.ok(&token("MUNICIPALITY", Some(CHIYODA)), RECORDS, json!({ "voided": true }))
-        .await["doseRecords"]["edges"]
+    app.ok(
+        &token("MUNICIPALITY", Some(CHIYODA)),
+        RECORDS,
+        json!({ "voided": true }),
+    )
+    .await["doseRecords"]["edges"]
         .as_array()
         .expect("edges")
         .len()
@@ -133,9 +136,15 @@ async fn a_dose_opens_a_vial_and_the_next_doses_draw_from_it() {
             json!({}),
         )
         .await;
-    app.wait_for_metric("vsys_event_subscriptions{topic=\"stock\"}", 1.0).await;
+    app.wait_for_metric("vsys_event_subscriptions{topic=\"stock\"}", 1.0)
+        .await;
 
-    let first = record(&app, &s.base, scanned(&line(CHIYODA, 1, &a), &day(0), "FF3620", "tab-1")).await;
+    let first = record(
+        &app,
+        &s.base,
+        scanned(&line(CHIYODA, 1, &a), &day(0), "FF3620", "tab-1"),
+    )
+    .await;
     assert_eq!(first["created"], true);
     let r = &first["record"];
     assert_eq!(r["doseNumber"], 1);
@@ -273,7 +282,10 @@ async fn conflicts_and_bad_input_are_refused_and_change_nothing() {
         try_(scanned(&format!("12131017{a}"), &day(0), "FF3620", "k9")).await,
         bad("input.couponLine")
     );
-    assert_eq!(try_(scanned("1213101600001", &day(0), "FF3620", "k10")).await, bad("input.couponLine"));
+    assert_eq!(
+        try_(scanned("1213101600001", &day(0), "FF3620", "k10")).await,
+        bad("input.couponLine")
+    );
     let mut mismatch = scanned(&line(CHIYODA, 2, &a), &day(0), "FF3620", "k11");
     mismatch["doseNumber"] = json!(3);
     assert_eq!(try_(mismatch).await, bad("input.doseNumber"));
@@ -286,10 +298,18 @@ async fn conflicts_and_bad_input_are_refused_and_change_nothing() {
     )
     .await;
     assert_eq!(code, "FORBIDDEN");
-    assert_eq!((lot_doses(&app, &s.base, "FF3620").await, count_records(&app).await), before);
+    assert_eq!(
+        (lot_doses(&app, &s.base, "FF3620").await, count_records(&app).await),
+        before
+    );
 
     // The same dose, on time, is accepted.
-    let ok = record(&app, &s.base, scanned(&line(CHIYODA, 2, &a), &day(-11), "FF3620", "k13")).await;
+    let ok = record(
+        &app,
+        &s.base,
+        scanned(&line(CHIYODA, 2, &a), &day(-11), "FF3620", "k13"),
+    )
+    .await;
     assert_eq!(ok["record"]["doseNumber"], 2);
     assert_reconciled(&app).await;
 }
@@ -307,7 +327,11 @@ async fn the_municipality_can_allow_an_earlier_dose_with_a_reason() {
     assert_eq!(reason, "INTERVAL_TOO_SHORT");
 
     let allow = json!({ "m": CHIYODA, "c": a, "n": 2, "reason": "departure abroad on a fixed date" });
-    for who in [site.clone(), token("MUNICIPALITY", Some(SHINJUKU)), token("NATIONAL", None)] {
+    for who in [
+        site.clone(),
+        token("MUNICIPALITY", Some(SHINJUKU)),
+        token("NATIONAL", None),
+    ] {
         let (code, _, _) = refused(&app, &who, ALLOW, allow.clone()).await;
         assert_eq!(code, "FORBIDDEN");
     }
@@ -319,10 +343,7 @@ async fn the_municipality_can_allow_an_earlier_dose_with_a_reason() {
     )
     .await;
     assert_eq!((code.as_str(), field.as_str()), ("BAD_USER_INPUT", "reason"));
-    let o = app
-        .ok(&token("MUNICIPALITY", Some(CHIYODA)), ALLOW, allow)
-        .await["allowEarlyDose"]
-        .clone();
+    let o = app.ok(&token("MUNICIPALITY", Some(CHIYODA)), ALLOW, allow).await["allowEarlyDose"].clone();
     assert_eq!(o["createdBy"], format!("MUNICIPALITY:{CHIYODA}"));
 
     let mut noted = early;
@@ -361,7 +382,13 @@ async fn a_batch_keeps_valid_records_and_reports_each_refusal() {
     assert_eq!(results.len(), 7);
     let summary: Vec<(bool, Value, Value)> = results
         .iter()
-        .map(|r| (r["ok"] == true, r["error"]["reason"].clone(), r["error"]["field"].clone()))
+        .map(|r| {
+            (
+                r["ok"] == true,
+                r["error"]["reason"].clone(),
+                r["error"]["field"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         summary,
@@ -395,10 +422,7 @@ async fn a_batch_keeps_valid_records_and_reports_each_refusal() {
     for i in 10..16 {
         person(&app, CHIYODA, i, None).await;
     }
-    let out = app
-        .ok(&Sites::token(&s.base), BATCH, json!({ "records": more }))
-        .await["recordDoses"]
-        .clone();
+    let out = app.ok(&Sites::token(&s.base), BATCH, json!({ "records": more })).await["recordDoses"].clone();
     assert_eq!((out["created"].as_i64(), out["failed"].as_i64()), (Some(4), Some(2)));
     assert_eq!(out["results"][5]["error"]["reason"], "OUT_OF_STOCK");
     assert_reconciled(&app).await;
@@ -430,7 +454,11 @@ async fn voids_give_the_dose_back_and_amendments_keep_every_version() {
         assert_eq!(code, "NOT_FOUND");
     }
     let voided = app
-        .ok(&site, VOID, json!({ "id": id, "reason": "entered for the wrong person" }))
+        .ok(
+            &site,
+            VOID,
+            json!({ "id": id, "reason": "entered for the wrong person" }),
+        )
         .await["voidDoseRecord"]
         .clone();
     assert_eq!(voided["record"]["status"], "VOIDED");
@@ -473,7 +501,10 @@ async fn voids_give_the_dose_back_and_amendments_keep_every_version() {
     assert_eq!(versions[1]["reason"], "lot misread");
     assert_eq!(lot_doses(&app, &s.base, "FF3620").await["openDoses"], 5);
     let moved = lot_doses(&app, &s.base, "FF3621").await;
-    assert_eq!((moved["onHand"].as_u64(), moved["openDoses"].as_u64()), (Some(9), Some(5)));
+    assert_eq!(
+        (moved["onHand"].as_u64(), moved["openDoses"].as_u64()),
+        (Some(9), Some(5))
+    );
     // A bad amendment is refused.
     let (code, _, field) = refused(
         &app,
@@ -482,7 +513,10 @@ async fn voids_give_the_dose_back_and_amendments_keep_every_version() {
         json!({ "id": oid, "changes": { "administeredOn": day(1) }, "reason": "x" }),
     )
     .await;
-    assert_eq!((code.as_str(), field.as_str()), ("BAD_USER_INPUT", "changes.administeredOn"));
+    assert_eq!(
+        (code.as_str(), field.as_str()),
+        ("BAD_USER_INPUT", "changes.administeredOn")
+    );
     let (code, _, _) = refused(
         &app,
         &Sites::token(&s.other),
@@ -556,7 +590,12 @@ async fn who_sees_which_records_and_counts() {
     let mut at_other = scanned(&line(CHIYODA, 1, &b), &day(-5), "FF7000", "k3");
     at_other["product"] = json!("comirnaty");
     let theirs = record(&app, &s.other, at_other).await;
-    record(&app, &s.other, scanned(&line(SHINJUKU, 1, &c), &day(-5), "FF7000", "k4")).await;
+    record(
+        &app,
+        &s.other,
+        scanned(&line(SHINJUKU, 1, &c), &day(-5), "FF7000", "k4"),
+    )
+    .await;
 
     let ids = |v: Value| -> Vec<i64> {
         v["doseRecords"]["edges"]
@@ -566,21 +605,33 @@ async fn who_sees_which_records_and_counts() {
             .map(|e| e["node"]["doseNumber"].as_i64().expect("n"))
             .collect()
     };
-    assert_eq!(ids(app.ok(&Sites::token(&s.base), RECORDS, json!({})).await), vec![2, 1]);
+    assert_eq!(
+        ids(app.ok(&Sites::token(&s.base), RECORDS, json!({})).await),
+        vec![2, 1]
+    );
     assert_eq!(ids(app.ok(&Sites::token(&s.other), RECORDS, json!({})).await).len(), 2);
     assert_eq!(
         ids(app.ok(&token("MUNICIPALITY", Some(CHIYODA)), RECORDS, json!({})).await).len(),
         3
     );
     assert_eq!(
-        ids(app.ok(&token("MUNICIPALITY", Some(CHIYODA)), RECORDS, json!({ "coupon": a })).await).len(),
+        ids(app
+            .ok(&token("MUNICIPALITY", Some(CHIYODA)), RECORDS, json!({ "coupon": a }))
+            .await)
+        .len(),
         2
     );
     assert_eq!(
         ids(app.ok(&token("MUNICIPALITY", Some(SHINJUKU)), RECORDS, json!({})).await).len(),
         1
     );
-    let (code, _, _) = refused(&app, &Sites::token(&s.base), ONE, json!({ "id": theirs["record"]["id"] })).await;
+    let (code, _, _) = refused(
+        &app,
+        &Sites::token(&s.base),
+        ONE,
+        json!({ "id": theirs["record"]["id"] }),
+    )
+    .await;
     assert_eq!(code, "NOT_FOUND");
     for who in [
         token("PREFECTURE", Some("13")),
@@ -626,7 +677,10 @@ async fn who_sees_which_records_and_counts() {
             (day(-5), SHINJUKU.to_owned(), 1),
         ]
     );
-    let own = app.ok(&token("MUNICIPALITY", Some(CHIYODA)), COUNTS, window.clone()).await["doseCounts"].clone();
+    let own = app
+        .ok(&token("MUNICIPALITY", Some(CHIYODA)), COUNTS, window.clone())
+        .await["doseCounts"]
+        .clone();
     assert_eq!(own[0]["doses"], 3);
     let site_counts = app.ok(&Sites::token(&s.other), COUNTS, window.clone()).await["doseCounts"].clone();
     assert_eq!(site_counts[0]["doses"], 2);
@@ -644,7 +698,11 @@ async fn who_sees_which_records_and_counts() {
     // Consumption weights per site of a municipality (where the doses were given).
     let consumption = "query($m: MunicipalityCode!, $from: NaiveDate!, $to: NaiveDate!) { doseConsumption(municipality: $m, from: $from, to: $to) { site doses } }";
     let got = app
-        .ok(&token("MUNICIPALITY", Some(SHINJUKU)), consumption, json!({ "m": SHINJUKU, "from": day(-40), "to": day(0) }))
+        .ok(
+            &token("MUNICIPALITY", Some(SHINJUKU)),
+            consumption,
+            json!({ "m": SHINJUKU, "from": day(-40), "to": day(0) }),
+        )
         .await["doseConsumption"]
         .clone();
     assert_eq!(got, json!([{ "site": s.other, "doses": 2 }]));

@@ -559,10 +559,7 @@ impl DoseMutation {
         let id = record_id(&id, "id")?;
         let dose_number = changes
             .dose_number
-            .map(|n| {
-                u8::try_from(n)
-                    .map_err(|_| coded("changes.doseNumber: must be 1 to 9", code::BAD_USER_INPUT))
-            })
+            .map(|n| u8::try_from(n).map_err(|_| coded("changes.doseNumber: must be 1 to 9", code::BAD_USER_INPUT)))
             .transpose()?;
         let c = doses::Changes {
             dose_number,

@@ -243,9 +243,10 @@ impl DoseBatch {
             "   run {run}: {rate:.0} records/s through recordDoses; \\copy {copy:.0} rows/s; load {}",
             crate::report::load_average()
         );
-        Ok(vec![
-            Measurement::new(self.name(), rate, "records/s").against("psql \\copy of dose rows (LIKE dose_records INCLUDING ALL)", copy),
-        ])
+        Ok(vec![Measurement::new(self.name(), rate, "records/s").against(
+            "psql \\copy of dose rows (LIKE dose_records INCLUDING ALL)",
+            copy,
+        )])
     }
 }
 
@@ -387,7 +388,11 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 impl DoseSingle {
     async fn baseline(&self, ctx: &Context) -> Result<f64> {
         let server = self.server.as_ref().context("setup did not run")?;
-        psql(&server.database_url, "TRUNCATE bench_dose_records; CREATE SEQUENCE IF NOT EXISTS bench_person").await?;
+        psql(
+            &server.database_url,
+            "TRUNCATE bench_dose_records; CREATE SEQUENCE IF NOT EXISTS bench_person",
+        )
+        .await?;
         let site = &self.sites[0];
         let script = format!(
             "INSERT INTO bench_dose_records (person_id, municipality_code, prefecture_code, coupon_number, dose_number, \
@@ -432,8 +437,9 @@ impl DoseSingle {
             crate::report::load_average()
         );
         if bad > 0 || failed > 0 {
-            self.failures
-                .push(format!("run {run}: {bad} closed-loop and {failed} fixed-rate requests failed"));
+            self.failures.push(format!(
+                "run {run}: {bad} closed-loop and {failed} fixed-rate requests failed"
+            ));
         }
         ensure!(rate > 0.0, "no records created in run {run}");
         Ok(vec![

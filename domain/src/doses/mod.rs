@@ -212,7 +212,11 @@ pub async fn record(
 }
 
 fn field_of(single: bool, i: usize) -> String {
-    if single { "input".into() } else { format!("records[{i}]") }
+    if single {
+        "input".into()
+    } else {
+        format!("records[{i}]")
+    }
 }
 
 /// Where a record's vial entry comes from: stored already, or one this batch appends.
@@ -241,9 +245,12 @@ struct Planned {
     opened: bool,
 }
 
+/// A balance row locked for the batch, with its parsed key.
+type LockedLot = (ProductCode, LotNumber, sql::LotRow);
+
 enum Slot {
     Failed(DomainError),
-    Existing(DoseRecord),
+    Existing(Box<DoseRecord>),
     New(usize),
     SameAs(usize),
 }
@@ -262,7 +269,7 @@ async fn record_once(
     // The lots this batch draws from, locked first and in (product, lot) order: batches of the
     // same site wait here for each other, so everything read below includes what the one
     // before committed (a retry sent while its original is still being written finds it).
-    let mut rows: BTreeMap<(String, String), Option<(ProductCode, LotNumber, sql::LotRow)>> = BTreeMap::new();
+    let mut rows: BTreeMap<(String, String), Option<LockedLot>> = BTreeMap::new();
     for c in checked.iter().filter_map(|c| c.as_ref().ok()) {
         rows.entry((c.product.as_str().to_owned(), c.lot.as_str().to_owned()))
             .or_insert(None);
@@ -295,35 +302,36 @@ async fn record_once(
         r.dedup();
         r
     };
-    let (existing, persons, mut earlier, overrides, rules, per_vial) = if store.backend() == sea_orm::DbBackend::Postgres {
-        // One round trip for everything but the lots (the hot path of a single dose).
-        let l = sql::lookup_pg(db, site, &keys, &refs).await?;
-        let existing = if l.keys.is_empty() {
-            HashMap::new()
+    let (existing, persons, mut earlier, overrides, rules, per_vial) =
+        if store.backend() == sea_orm::DbBackend::Postgres {
+            // One round trip for everything but the lots (the hot path of a single dose).
+            let l = sql::lookup_pg(db, site, &keys, &refs).await?;
+            let existing = if l.keys.is_empty() {
+                HashMap::new()
+            } else {
+                sql::by_keys(db, site, &l.keys.keys().cloned().collect::<Vec<_>>()).await?
+            };
+            (existing, l.persons, l.earlier, l.overrides, l.rules, l.per_vial)
         } else {
-            sql::by_keys(db, site, &l.keys.keys().cloned().collect::<Vec<_>>()).await?
+            let existing = sql::by_keys(db, site, &keys).await?;
+            let persons = sql::persons(db, &refs).await?;
+            let ids: Vec<i64> = {
+                let mut v: Vec<i64> = persons.values().map(|p| p.id).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            };
+            let earlier = sql::earlier_doses(db, &ids, None).await?;
+            let overrides = sql::overrides(db, &ids).await?;
+            (
+                existing,
+                persons,
+                earlier,
+                overrides,
+                sql::interval_rules(db).await?,
+                sql::doses_per_vial(db).await?,
+            )
         };
-        (existing, l.persons, l.earlier, l.overrides, l.rules, l.per_vial)
-    } else {
-        let existing = sql::by_keys(db, site, &keys).await?;
-        let persons = sql::persons(db, &refs).await?;
-        let ids: Vec<i64> = {
-            let mut v: Vec<i64> = persons.values().map(|p| p.id).collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
-        let earlier = sql::earlier_doses(db, &ids, None).await?;
-        let overrides = sql::overrides(db, &ids).await?;
-        (
-            existing,
-            persons,
-            earlier,
-            overrides,
-            sql::interval_rules(db).await?,
-            sql::doses_per_vial(db).await?,
-        )
-    };
     let mut lots: BTreeMap<(String, String), Option<LotState>> = rows
         .into_iter()
         .map(|(k, v)| {
@@ -375,13 +383,22 @@ async fn record_once(
         first_of_key.insert(&c.idempotency_key, i);
         if let Some((rec, hash)) = existing.get(&c.idempotency_key) {
             slots.push(if *hash == c.request_hash {
-                Slot::Existing(rec.clone())
+                Slot::Existing(Box::new(rec.clone()))
             } else {
                 Slot::Failed(key_reused(&field))
             });
             continue;
         }
-        match plan_one(c, &field, &persons, &mut earlier, &overrides, &rules, &per_vial, &mut lots) {
+        match plan_one(
+            c,
+            &field,
+            &persons,
+            &mut earlier,
+            &overrides,
+            &rules,
+            &per_vial,
+            &mut lots,
+        ) {
             Err(e) => slots.push(Slot::Failed(e)),
             Ok((mut p, draw)) => {
                 let k = planned.len();
@@ -519,7 +536,7 @@ async fn record_once(
         results.push(match s {
             Slot::Failed(e) => Err(clone_error(e)),
             Slot::Existing(r) => Ok(Outcome {
-                record: r.clone(),
+                record: (**r).clone(),
                 created: false,
             }),
             Slot::New(k) => Ok(Outcome {
@@ -737,10 +754,21 @@ async fn give_back<C: ConnectionTrait>(
     match doses.give_back(can_close) {
         GiveBack::IntoOpenVial => {}
         GiveBack::VialBack => {
-            let opened = row.open_entry_id.ok_or_else(|| corrupt(r.id, "vial back without entry"))?;
+            let opened = row
+                .open_entry_id
+                .ok_or_else(|| corrupt(r.id, "vial back without entry"))?;
             let today = today_in_japan();
             let id = sql::insert_vial_back(
-                db, &r.site, &r.product, &r.lot, doses.on_hand, opened, today, note, now, actor,
+                db,
+                &r.site,
+                &r.product,
+                &r.lot,
+                doses.on_hand,
+                opened,
+                today,
+                note,
+                now,
+                actor,
             )
             .await?;
             next.open_entry_id = None;
@@ -1098,11 +1126,7 @@ pub async fn allow_early_dose(
     let label = actor.label();
     let tx = store.write().await?;
     let now = Utc::now();
-    let persons = sql::persons(
-        &*tx,
-        &[(municipality.as_str().to_owned(), coupon.as_str().to_owned())],
-    )
-    .await?;
+    let persons = sql::persons(&*tx, &[(municipality.as_str().to_owned(), coupon.as_str().to_owned())]).await?;
     let person = persons.values().next().ok_or_else(|| DomainError::Refused {
         reason: reason::PERSON_NOT_FOUND,
         message: format!("no person holds this coupon number in municipality {municipality}"),
@@ -1462,7 +1486,10 @@ pub async fn counts(store: &Store, actor: &Actor, q: &CountQuery) -> DomainResul
         ));
     }
     if q.municipality.is_some() && q.prefecture.is_some() {
-        return Err(DomainError::invalid("municipality", "give a municipality or a prefecture, not both"));
+        return Err(DomainError::invalid(
+            "municipality",
+            "give a municipality or a prefecture, not both",
+        ));
     }
     let inside = match (&scope, q.municipality, q.prefecture) {
         (DoseCountScope::All, _, _) => true,
@@ -1487,7 +1514,9 @@ pub async fn counts(store: &Store, actor: &Actor, q: &CountQuery) -> DomainResul
         sql.push_str(c);
         sql.push_str(", ");
     }
-    sql.push_str("COUNT(*) AS doses FROM dose_records WHERE status = 'ACTIVE' AND administered_on >= ? AND administered_on <= ?");
+    sql.push_str(
+        "COUNT(*) AS doses FROM dose_records WHERE status = 'ACTIVE' AND administered_on >= ? AND administered_on <= ?",
+    );
     let mut values: Vec<Value> = vec![q.from.into(), q.to.into()];
     match &scope {
         DoseCountScope::All => {}
@@ -1533,10 +1562,20 @@ pub async fn counts(store: &Store, actor: &Actor, q: &CountQuery) -> DomainResul
             match b {
                 CountBy::Day => c.day = Some(r.try_get("", "administered_on")?),
                 CountBy::Municipality => {
-                    c.municipality = Some(r.try_get::<String>("", "municipality_code")?.trim().parse().map_err(bad)?)
+                    c.municipality = Some(
+                        r.try_get::<String>("", "municipality_code")?
+                            .trim()
+                            .parse()
+                            .map_err(bad)?,
+                    )
                 }
                 CountBy::Prefecture => {
-                    c.prefecture = Some(r.try_get::<String>("", "prefecture_code")?.trim().parse().map_err(bad)?)
+                    c.prefecture = Some(
+                        r.try_get::<String>("", "prefecture_code")?
+                            .trim()
+                            .parse()
+                            .map_err(bad)?,
+                    )
                 }
                 CountBy::Product => c.product = Some(r.try_get::<String>("", "product_code")?.parse().map_err(bad)?),
                 CountBy::DoseNumber => {
@@ -1566,7 +1605,10 @@ pub async fn consumption_by_site(
     if to < from || (to - from).num_days() >= dose::MAX_COUNT_DAYS {
         return Err(DomainError::invalid(
             "to",
-            format!("a window of 1 to {} days, not ending before it starts", dose::MAX_COUNT_DAYS),
+            format!(
+                "a window of 1 to {} days, not ending before it starts",
+                dose::MAX_COUNT_DAYS
+            ),
         ));
     }
     consumption_in(store.db(), municipality, from, to).await
@@ -1657,11 +1699,39 @@ mod tests {
             (Actor::Site(other), true, false, false, false, true),
             (Actor::Municipality(chiyoda), false, true, true, true, true),
             (Actor::Municipality(m("131041")), false, false, false, false, true),
-            (Actor::Prefecture("13".parse().expect("p")), false, false, false, false, true),
+            (
+                Actor::Prefecture("13".parse().expect("p")),
+                false,
+                false,
+                false,
+                false,
+                true,
+            ),
             (Actor::National, false, false, false, false, true),
-            (Actor::Wholesaler("suzuken".parse().expect("w")), false, false, false, false, false),
-            (Actor::MedicalAssociation(vec![chiyoda]), false, false, false, false, false),
-            (Actor::Federation("13".parse().expect("p")), false, false, false, false, false),
+            (
+                Actor::Wholesaler("suzuken".parse().expect("w")),
+                false,
+                false,
+                false,
+                false,
+                false,
+            ),
+            (
+                Actor::MedicalAssociation(vec![chiyoda]),
+                false,
+                false,
+                false,
+                false,
+                false,
+            ),
+            (
+                Actor::Federation("13".parse().expect("p")),
+                false,
+                false,
+                false,
+                false,
+                false,
+            ),
         ];
         for (actor, record, read, correct, allow, count) in cases {
             assert_eq!(authz::dose_recorder(actor).is_ok(), *record, "{actor:?} records");

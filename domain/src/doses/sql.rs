@@ -130,7 +130,8 @@ pub async fn earlier_doses<C: ConnectionTrait>(
     let rows: Vec<QueryResult> = if pg(db) {
         let sql = "SELECT id, person_id, dose_number, administered_on FROM dose_records \
                    WHERE person_id = ANY(?) AND status = 'ACTIVE'";
-        db.query_all_raw(stmt(backend, sql, vec![persons.to_vec().into()])).await?
+        db.query_all_raw(stmt(backend, sql, vec![persons.to_vec().into()]))
+            .await?
     } else {
         let sql = "SELECT id, person_id, dose_number, administered_on FROM dose_records \
                    WHERE person_id = ? AND status = 'ACTIVE'";
@@ -163,7 +164,8 @@ pub async fn overrides<C: ConnectionTrait>(db: &C, persons: &[i64]) -> DomainRes
     let backend = db.get_database_backend();
     let rows: Vec<QueryResult> = if pg(db) {
         let sql = "SELECT id, person_id, dose_number FROM dose_interval_overrides WHERE person_id = ANY(?)";
-        db.query_all_raw(stmt(backend, sql, vec![persons.to_vec().into()])).await?
+        db.query_all_raw(stmt(backend, sql, vec![persons.to_vec().into()]))
+            .await?
     } else {
         let sql = "SELECT id, person_id, dose_number FROM dose_interval_overrides WHERE person_id = ?";
         let mut rows = Vec::new();
@@ -359,8 +361,16 @@ pub async fn insert_vials<C: ConnectionTrait>(
             now.into(),
             actor.into(),
             entries.iter().map(|e| e.id).collect::<Vec<i64>>().into(),
-            entries.iter().map(|e| e.product.as_str().to_owned()).collect::<Vec<String>>().into(),
-            entries.iter().map(|e| e.lot.as_str().to_owned()).collect::<Vec<String>>().into(),
+            entries
+                .iter()
+                .map(|e| e.product.as_str().to_owned())
+                .collect::<Vec<String>>()
+                .into(),
+            entries
+                .iter()
+                .map(|e| e.lot.as_str().to_owned())
+                .collect::<Vec<String>>()
+                .into(),
             entries
                 .iter()
                 .map(|e| i64::try_from(e.balance_after).unwrap_or(i64::MAX))
@@ -503,14 +513,23 @@ pub async fn insert_records<C: ConnectionTrait>(
             col(&|r| r.prefecture.clone()).into(),
             col(&|r| r.coupon.clone()).into(),
             rows.iter().map(|r| r.dose_number).collect::<Vec<i16>>().into(),
-            rows.iter().map(|r| r.administered_on).collect::<Vec<NaiveDate>>().into(),
+            rows.iter()
+                .map(|r| r.administered_on)
+                .collect::<Vec<NaiveDate>>()
+                .into(),
             col(&|r| r.product.clone()).into(),
             col(&|r| r.lot.clone()).into(),
             col(&|r| r.doctor_name.clone()).into(),
             col(&|r| r.capture.to_owned()).into(),
-            rows.iter().map(|r| r.override_id.unwrap_or(0)).collect::<Vec<i64>>().into(),
+            rows.iter()
+                .map(|r| r.override_id.unwrap_or(0))
+                .collect::<Vec<i64>>()
+                .into(),
             col(&|r| r.override_reason.clone().unwrap_or_default()).into(),
-            rows.iter().map(|r| r.vial_entry_id.unwrap_or(0)).collect::<Vec<i64>>().into(),
+            rows.iter()
+                .map(|r| r.vial_entry_id.unwrap_or(0))
+                .collect::<Vec<i64>>()
+                .into(),
             rows.iter().map(|r| r.opened_vial).collect::<Vec<bool>>().into(),
             col(&|r| r.idempotency_key.clone()).into(),
             col(&|r| r.request_hash.clone()).into(),
@@ -719,15 +738,21 @@ pub async fn lookup_pg<C: ConnectionTrait>(
         );
     }
     for r in rows_of(&get("vials")?, "vials")? {
-        out.per_vial
-            .insert(s(&r[0], "product")?, u64::try_from(i(&r[1], "doses per vial")?).unwrap_or(0));
+        out.per_vial.insert(
+            s(&r[0], "product")?,
+            u64::try_from(i(&r[1], "doses per vial")?).unwrap_or(0),
+        );
     }
     Ok(out)
 }
 
 /// Ids for `entries` new stock entries and `records` new dose records, in one round trip on
 /// PostgreSQL.
-pub async fn next_ids_both<C: ConnectionTrait>(db: &C, entries: usize, records: usize) -> DomainResult<(Vec<i64>, Vec<i64>)> {
+pub async fn next_ids_both<C: ConnectionTrait>(
+    db: &C,
+    entries: usize,
+    records: usize,
+) -> DomainResult<(Vec<i64>, Vec<i64>)> {
     if !pg(db) || entries == 0 {
         return Ok((
             next_ids(db, "stock_entries", entries).await?,
