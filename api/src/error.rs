@@ -53,6 +53,10 @@ pub fn from_domain(e: DomainError) -> async_graphql::Error {
         DomainError::NotFound { .. } => coded(e.to_string(), code::NOT_FOUND),
         DomainError::Conflict(_) => coded(e.to_string(), code::CONFLICT),
         DomainError::Forbidden(_) => coded(e.to_string(), code::FORBIDDEN),
+        DomainError::Refused { reason, .. } => {
+            let reason = *reason;
+            coded(e.to_string(), code::CONFLICT).extend_with(move |_, x| x.set("reason", reason))
+        }
         DomainError::Blocked { items, .. } => {
             let list = serde_json::Value::Array(
                 items
@@ -130,6 +134,14 @@ mod tests {
             ),
             (DomainError::Conflict("dup".into()), code::CONFLICT, "dup"),
             (DomainError::Forbidden("no".into()), code::FORBIDDEN, "no"),
+            (
+                DomainError::Refused {
+                    reason: "DUPLICATE_DOSE",
+                    message: "dose 1 is already recorded".into(),
+                },
+                code::CONFLICT,
+                "dose 1 is already recorded",
+            ),
             (
                 DomainError::Blocked {
                     message: "blocked".into(),

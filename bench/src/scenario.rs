@@ -135,6 +135,8 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
         )),
         Box::new(scenarios::subscriber_churn::SubscriberChurn::default()),
         Box::new(scenarios::person_lookup::PersonLookup::default()),
+        Box::new(scenarios::doses::DoseBatch::default()),
+        Box::new(scenarios::doses::DoseSingle::default()),
     ]
 }
 

@@ -595,6 +595,85 @@ pub fn delivery_read_scope(actor: &Actor) -> Result<OrderScope, Denied> {
     order_read_scope(actor)
 }
 
+// ---- dose records (VRS) ----
+
+/// Recording doses: a SITE, always for itself (the site is the token's site, and the dose's
+/// stock comes out of that site's lots). Nobody records a dose in another site's name.
+pub fn dose_recorder(actor: &Actor) -> Result<SiteCode, Denied> {
+    match actor {
+        Actor::Site(s) => Ok(*s),
+        _ => deny("doses are recorded by the site that gave them, with its SITE token"),
+    }
+}
+
+/// Which dose records an actor may read: a site the records it recorded, a municipality its
+/// residents' records. Prefectures and the nation see counts only ([`dose_count_scope`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DoseScope {
+    RecordedBy(SiteCode),
+    Residents(MunicipalityCode),
+}
+
+pub fn dose_read_scope(actor: &Actor) -> Result<DoseScope, Denied> {
+    match actor {
+        Actor::Site(s) => Ok(DoseScope::RecordedBy(*s)),
+        Actor::Municipality(m) => Ok(DoseScope::Residents(*m)),
+        Actor::National | Actor::Prefecture(_) => deny("prefectures and the nation see dose counts, not records"),
+        _ => deny("dose records are read by the site that recorded them and the person's municipality"),
+    }
+}
+
+impl DoseScope {
+    /// Whether a record (recorded by `site`, of a resident of `municipality`) is in scope.
+    pub fn contains(&self, recorded_by: &SiteCode, municipality: &MunicipalityCode) -> bool {
+        match self {
+            DoseScope::RecordedBy(s) => s == recorded_by,
+            DoseScope::Residents(m) => m == municipality,
+        }
+    }
+}
+
+/// Voiding or amending a dose record: the site that recorded it, or the person's municipality.
+pub fn can_correct_dose(actor: &Actor, recorded_by: &SiteCode, municipality: &MunicipalityCode) -> Result<(), Denied> {
+    match actor {
+        Actor::System => Ok(()),
+        Actor::Site(s) if s == recorded_by => Ok(()),
+        Actor::Municipality(m) if m == municipality => Ok(()),
+        _ => deny("a dose record is corrected by the site that recorded it or the person's municipality"),
+    }
+}
+
+/// Allowing a dose earlier than the product's minimum interval: the person's municipality.
+pub fn can_override_interval(actor: &Actor, municipality: &MunicipalityCode) -> Result<(), Denied> {
+    match actor {
+        Actor::Municipality(m) if m == municipality => Ok(()),
+        Actor::Municipality(_) => deny("only the person's own municipality allows an earlier dose"),
+        _ => deny("an earlier dose is allowed by the person's municipality"),
+    }
+}
+
+/// Whose dose counts an actor may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DoseCountScope {
+    All,
+    Prefecture(PrefectureCode),
+    Municipality(MunicipalityCode),
+    /// A site: the doses it recorded.
+    Site(SiteCode),
+}
+
+/// Counts: the nation all, a prefecture its municipalities, a municipality its residents, a site
+/// what it recorded. Wholesalers, medical associations and federations have no business here.
+pub fn dose_count_scope(actor: &Actor) -> Result<DoseCountScope, Denied> {
+    match actor {
+        Actor::National | Actor::System => Ok(DoseCountScope::All),
+        Actor::Prefecture(p) => Ok(DoseCountScope::Prefecture(*p)),
+        Actor::Municipality(m) => Ok(DoseCountScope::Municipality(*m)),
+        Actor::Site(s) => Ok(DoseCountScope::Site(*s)),
+        _ => deny("dose counts are read by sites, municipalities, prefectures and the nation"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,6 +29,11 @@ pub enum DomainError {
     /// The caller is authenticated but may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// A rule about stored state refused the request, with a stable SCREAMING_SNAKE_CASE
+    /// `reason` callers can act on (e.g. `INTERVAL_TOO_SHORT`). Shown as CONFLICT with
+    /// `extensions.reason`.
+    #[error("{message}")]
+    Refused { reason: &'static str, message: String },
     /// Storage failed; details stay in the log.
     #[error("internal error")]
     Database(#[from] DbErr),

@@ -24,6 +24,9 @@
 //! - [`personal`]: VRS personal data — My Number protection and the person's pure field
 //!   rules; [`persons`]: the person service (register, import, coupons, 転入 links, counts,
 //!   the audit log of personal-data reads).
+//! - [`dose`]: dose records' vocabulary and pure rules (intervals, conflicts, doses from open
+//!   vials); [`doses`]: the dose-record service (recording with its stock effect, corrections,
+//!   counts).
 //! - [`entities`]: SeaORM storage shapes, never handed to callers.
 //! - [`store`]: the database handle and the single way to open a write transaction.
 //! - [`error`]: the one error type services return.
@@ -42,6 +45,8 @@ pub mod codes;
 pub mod deliveries;
 pub mod delivery;
 pub mod dispatch;
+pub mod dose;
+pub mod doses;
 pub mod entities;
 pub mod error;
 pub mod feed;

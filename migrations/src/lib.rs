@@ -20,6 +20,7 @@ mod m20261127_000040_wholesalers;
 mod m20261127_000045_order_ancillaries_column;
 mod m20261127_000050_persons;
 mod m20261127_000051_person_records;
+mod m20261127_000055_dose_records;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000050_persons::Migration),
             Box::new(m20261127_000045_order_ancillaries_column::Migration),
             Box::new(m20261127_000051_person_records::Migration),
+            Box::new(m20261127_000055_dose_records::Migration),
         ]
     }
 }

@@ -7,6 +7,7 @@ mod auth;
 mod availability;
 mod cli;
 mod deliveries;
+mod doses;
 mod import;
 mod ops;
 mod persons;

@@ -4,6 +4,7 @@
 pub mod allocation;
 pub mod availability;
 pub mod deliveries;
+pub mod doses;
 mod inputs;
 pub mod persons;
 pub mod products;
@@ -160,6 +161,7 @@ pub struct Query(
     stock::StockQuery,
     deliveries::DeliveryQuery,
     persons::PersonQuery,
+    doses::DoseQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -171,6 +173,7 @@ pub struct Mutation(
     stock::StockMutation,
     deliveries::DeliveryMutation,
     persons::PersonMutation,
+    doses::DoseMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -28,14 +28,14 @@ pub struct LedgerWrites {
 }
 
 /// `tps = 2803.042318 (without initial connection time)` → 2803.04
-fn pgbench_tps(out: &str) -> Option<f64> {
+pub(crate) fn pgbench_tps(out: &str) -> Option<f64> {
     out.lines()
         .find(|l| l.starts_with("tps = ") && l.contains("without initial connection time"))
         .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
         .and_then(|v| v.parse().ok())
 }
 
-async fn pgbench(ctx: &Context, url: &str, script: &str) -> Result<f64> {
+pub(crate) async fn pgbench(ctx: &Context, url: &str, script: &str) -> Result<f64> {
     let path = ctx.work.join("ledger-insert.sql");
     std::fs::write(&path, script)?;
     let mut cmd = std::process::Command::new("pgbench");

@@ -1,6 +1,7 @@
 //! The scenarios, one module each; `scenario::registry` lists them.
 
 pub mod allocation;
+pub mod doses;
 pub mod graphql_overhead;
 pub mod import;
 pub mod ledger_writes;

@@ -309,6 +309,9 @@ pub async fn withdraw(store: &Store, actor: &Actor, w: &Withdrawal) -> DomainRes
     let quantity = stock::movement_quantity(w.quantity, "input.quantity")?;
     let note = note(&w.note, "input.note")?;
     let today = today_in_japan();
+    if w.use_ == Use::Wasted(WasteReason::LeftoverDoses) {
+        crate::doses::check_vial_leftover_write_off(store.db(), &w.site, &w.product, &w.lot).await?;
+    }
     let (kind, waste_reason, guard) = match w.use_ {
         Use::Administered => (EntryKind::Administered, None, ExpiryGuard::Unexpired(today)),
         Use::Wasted(reason) => {
@@ -521,6 +524,7 @@ pub async fn reverse(
         .one(&*tx)
         .await?
         .ok_or_else(|| DomainError::not_found("stock entry", entry_id))?;
+    crate::doses::check_entry_reversal(&*tx, entry_id).await?;
     let effect = check_reversal(&facts(&original, reversal_of(&*tx, entry_id).await?)?)?;
     let mut targets = vec![(original, effect)];
     if targets[0].0.kind == EntryKind::TransferredOut.as_str() {

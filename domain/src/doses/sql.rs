@@ -1,0 +1,780 @@
+//! The dose records' storage statements, for both backends. Lookups and inserts take a whole
+//! batch at once: on PostgreSQL as arrays (`= ANY($1)`, `UNNEST`), so a call of 1,000 records
+//! costs a fixed number of round trips; SQLite (in-process, one writer) loops over the rows.
+//!
+//! Must not: decide anything. Rules live in `crate::dose`; the service in `super`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Value};
+
+use crate::codes::{LotNumber, ProductCode, SiteCode};
+use crate::dose::{EarlierDose, IntervalRule};
+use crate::error::{DomainError, DomainResult};
+use crate::ledger::sql::stmt;
+
+use super::DoseRecord;
+
+/// The columns [`super::record_from_row`] reads, in a SELECT of `dose_records`.
+pub const COLUMNS: &str = "id, person_id, municipality_code, coupon_number, dose_number, administered_on, \
+    product_code, lot_number, site_code, doctor_name, capture, status, override_id, override_reason, \
+    vial_entry_id, opened_vial, recorded_by_site, version, recorded_at, recorded_by, changed_at, changed_by, \
+    change_reason";
+
+fn pg<C: ConnectionTrait>(db: &C) -> bool {
+    db.get_database_backend() == DbBackend::Postgres
+}
+
+/// Records of `site` stored under any of `keys`, with their request hashes.
+pub async fn by_keys<C: ConnectionTrait>(
+    db: &C,
+    site: &SiteCode,
+    keys: &[String],
+) -> DomainResult<HashMap<String, (DoseRecord, String)>> {
+    let mut out = HashMap::new();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let backend = db.get_database_backend();
+    let rows: Vec<QueryResult> = if pg(db) {
+        let sql = format!(
+            "SELECT {COLUMNS}, idempotency_key, request_hash FROM dose_records \
+             WHERE recorded_by_site = CAST(? AS bpchar) AND idempotency_key = ANY(?)"
+        );
+        db.query_all_raw(stmt(backend, &sql, vec![site.as_str().into(), keys.to_vec().into()]))
+            .await?
+    } else {
+        let sql = format!(
+            "SELECT {COLUMNS}, idempotency_key, request_hash FROM dose_records \
+             WHERE recorded_by_site = ? AND idempotency_key = ?"
+        );
+        let mut rows = Vec::new();
+        for k in keys {
+            rows.extend(
+                db.query_all_raw(stmt(backend, &sql, vec![site.as_str().into(), k.as_str().into()]))
+                    .await?,
+            );
+        }
+        rows
+    };
+    for r in rows {
+        let key: String = r.try_get("", "idempotency_key")?;
+        let hash: String = r.try_get("", "request_hash")?;
+        out.insert(key, (super::record_from_row(&r)?, hash.trim().to_owned()));
+    }
+    Ok(out)
+}
+
+/// A person as a dose needs them.
+#[derive(Debug, Clone, Copy)]
+pub struct PersonRow {
+    pub id: i64,
+    pub moved_out_on: Option<NaiveDate>,
+}
+
+/// Persons by (municipality, coupon number).
+pub async fn persons<C: ConnectionTrait>(
+    db: &C,
+    refs: &[(String, String)],
+) -> DomainResult<HashMap<(String, String), PersonRow>> {
+    let mut out = HashMap::new();
+    if refs.is_empty() {
+        return Ok(out);
+    }
+    let backend = db.get_database_backend();
+    let rows: Vec<QueryResult> = if pg(db) {
+        let (ms, cs): (Vec<String>, Vec<String>) = refs.iter().cloned().unzip();
+        let sql = "SELECT p.id, p.municipality_code, p.coupon_number, p.moved_out_on \
+                   FROM UNNEST(CAST(? AS bpchar[]), CAST(? AS bpchar[])) AS k(m, c) \
+                   JOIN persons p ON p.municipality_code = k.m AND p.coupon_number = k.c";
+        db.query_all_raw(stmt(backend, sql, vec![ms.into(), cs.into()])).await?
+    } else {
+        let sql = "SELECT id, municipality_code, coupon_number, moved_out_on FROM persons \
+                   WHERE municipality_code = ? AND coupon_number = ?";
+        let mut rows = Vec::new();
+        for (m, c) in refs {
+            rows.extend(
+                db.query_all_raw(stmt(backend, sql, vec![m.as_str().into(), c.as_str().into()]))
+                    .await?,
+            );
+        }
+        rows
+    };
+    for r in rows {
+        let m: String = r.try_get("", "municipality_code")?;
+        let c: String = r.try_get("", "coupon_number")?;
+        out.insert(
+            (m.trim().to_owned(), c.trim().to_owned()),
+            PersonRow {
+                id: r.try_get("", "id")?,
+                moved_out_on: r.try_get("", "moved_out_on")?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The ACTIVE doses of these persons (optionally leaving one record out: the one being amended).
+pub async fn earlier_doses<C: ConnectionTrait>(
+    db: &C,
+    persons: &[i64],
+    except: Option<i64>,
+) -> DomainResult<HashMap<i64, Vec<EarlierDose>>> {
+    let mut out: HashMap<i64, Vec<EarlierDose>> = HashMap::new();
+    if persons.is_empty() {
+        return Ok(out);
+    }
+    let backend = db.get_database_backend();
+    let except = except.unwrap_or(0);
+    let rows: Vec<QueryResult> = if pg(db) {
+        let sql = "SELECT id, person_id, dose_number, administered_on FROM dose_records \
+                   WHERE person_id = ANY(?) AND status = 'ACTIVE'";
+        db.query_all_raw(stmt(backend, sql, vec![persons.to_vec().into()]))
+            .await?
+    } else {
+        let sql = "SELECT id, person_id, dose_number, administered_on FROM dose_records \
+                   WHERE person_id = ? AND status = 'ACTIVE'";
+        let mut rows = Vec::new();
+        for p in persons {
+            rows.extend(db.query_all_raw(stmt(backend, sql, vec![(*p).into()])).await?);
+        }
+        rows
+    };
+    for r in rows {
+        let id: i64 = r.try_get("", "id")?;
+        if id == except {
+            continue;
+        }
+        let n: i16 = r.try_get("", "dose_number")?;
+        out.entry(r.try_get("", "person_id")?).or_default().push(EarlierDose {
+            dose_number: u8::try_from(n).map_err(|_| DomainError::Corrupt(format!("dose record {id}: dose number")))?,
+            administered_on: r.try_get("", "administered_on")?,
+        });
+    }
+    Ok(out)
+}
+
+/// The municipalities' interval overrides of these persons: (person, dose number) → override id.
+pub async fn overrides<C: ConnectionTrait>(db: &C, persons: &[i64]) -> DomainResult<HashMap<(i64, u8), i64>> {
+    let mut out = HashMap::new();
+    if persons.is_empty() {
+        return Ok(out);
+    }
+    let backend = db.get_database_backend();
+    let rows: Vec<QueryResult> = if pg(db) {
+        let sql = "SELECT id, person_id, dose_number FROM dose_interval_overrides WHERE person_id = ANY(?)";
+        db.query_all_raw(stmt(backend, sql, vec![persons.to_vec().into()]))
+            .await?
+    } else {
+        let sql = "SELECT id, person_id, dose_number FROM dose_interval_overrides WHERE person_id = ?";
+        let mut rows = Vec::new();
+        for p in persons {
+            rows.extend(db.query_all_raw(stmt(backend, sql, vec![(*p).into()])).await?);
+        }
+        rows
+    };
+    for r in rows {
+        let n: i16 = r.try_get("", "dose_number")?;
+        out.insert(
+            (r.try_get("", "person_id")?, u8::try_from(n).unwrap_or(0)),
+            r.try_get("", "id")?,
+        );
+    }
+    Ok(out)
+}
+
+/// Every interval rule: (product, dose number) → rule (dose number 0: any later dose not listed).
+pub async fn interval_rules<C: ConnectionTrait>(db: &C) -> DomainResult<HashMap<(String, u8), IntervalRule>> {
+    let rows = db
+        .query_all_raw(stmt(
+            db.get_database_backend(),
+            "SELECT product_code, dose_number, min_days, min_months FROM dose_interval_rules",
+            vec![],
+        ))
+        .await?;
+    let mut out = HashMap::new();
+    for r in rows {
+        let n: i16 = r.try_get("", "dose_number")?;
+        let days: i32 = r.try_get("", "min_days")?;
+        let months: i32 = r.try_get("", "min_months")?;
+        out.insert(
+            (r.try_get("", "product_code")?, u8::try_from(n).unwrap_or(0)),
+            IntervalRule {
+                min_days: u32::try_from(days).unwrap_or(0),
+                min_months: u32::try_from(months).unwrap_or(0),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Doses per vial of every vaccine.
+pub async fn doses_per_vial<C: ConnectionTrait>(db: &C) -> DomainResult<HashMap<String, u64>> {
+    let rows = db
+        .query_all_raw(stmt(
+            db.get_database_backend(),
+            "SELECT code, doses_per_vial FROM products WHERE kind = 'VACCINE' AND doses_per_vial > 0",
+            vec![],
+        ))
+        .await?;
+    let mut out = HashMap::new();
+    for r in rows {
+        let n: i32 = r.try_get("", "doses_per_vial")?;
+        out.insert(r.try_get("", "code")?, u64::try_from(n).unwrap_or(0));
+    }
+    Ok(out)
+}
+
+/// A balance row as doses see it.
+#[derive(Debug, Clone, Copy)]
+pub struct LotRow {
+    pub on_hand: u64,
+    pub open_doses: u64,
+    pub open_entry_id: Option<i64>,
+    pub expiry_date: NaiveDate,
+}
+
+/// One balance row, locked for the transaction on PostgreSQL (SQLite's writer lock serialises).
+pub async fn lock_lot<C: ConnectionTrait>(
+    db: &C,
+    site: &SiteCode,
+    product: &ProductCode,
+    lot: &LotNumber,
+) -> DomainResult<Option<LotRow>> {
+    let lock = if pg(db) { " FOR UPDATE" } else { "" };
+    let sql = format!(
+        "SELECT on_hand, open_doses, open_entry_id, expiry_date FROM stock_balances \
+         WHERE site_code = CAST(? AS bpchar) AND product_code = ? AND lot_number = ?{lock}"
+    );
+    let row = db
+        .query_one_raw(stmt(
+            db.get_database_backend(),
+            &sql,
+            vec![site.as_str().into(), product.as_str().into(), lot.as_str().into()],
+        ))
+        .await?;
+    let Some(r) = row else { return Ok(None) };
+    let on_hand: i64 = r.try_get("", "on_hand")?;
+    let open: i64 = r.try_get("", "open_doses")?;
+    Ok(Some(LotRow {
+        on_hand: u64::try_from(on_hand).map_err(|_| DomainError::Corrupt("negative balance".into()))?,
+        open_doses: u64::try_from(open).map_err(|_| DomainError::Corrupt("negative open doses".into()))?,
+        open_entry_id: r.try_get("", "open_entry_id")?,
+        expiry_date: r.try_get("", "expiry_date")?,
+    }))
+}
+
+/// Sets a balance row after doses moved it: on hand, the administered counter's change (vials
+/// opened minus vials given back), the open doses and the entry of the open vial.
+#[allow(clippy::too_many_arguments)]
+pub async fn set_lot<C: ConnectionTrait>(
+    db: &C,
+    site: &SiteCode,
+    product: &ProductCode,
+    lot: &LotNumber,
+    row: &LotRow,
+    administered_delta: i64,
+    now: DateTime<Utc>,
+) -> DomainResult<()> {
+    let sql = "UPDATE stock_balances SET on_hand = ?, administered = administered + ?, open_doses = ?, \
+               open_entry_id = ?, updated_at = ? \
+               WHERE site_code = CAST(? AS bpchar) AND product_code = ? AND lot_number = ?";
+    let values: Vec<Value> = vec![
+        i64::try_from(row.on_hand).unwrap_or(i64::MAX).into(),
+        administered_delta.into(),
+        i64::try_from(row.open_doses).unwrap_or(i64::MAX).into(),
+        row.open_entry_id.into(),
+        now.into(),
+        site.as_str().into(),
+        product.as_str().into(),
+        lot.as_str().into(),
+    ];
+    db.execute_raw(stmt(db.get_database_backend(), sql, values)).await?;
+    Ok(())
+}
+
+/// `n` new ids for `table` (its primary key `id`), ascending. PostgreSQL draws them from the
+/// table's sequence; SQLite counts on from the highest id (safe under its writer lock, and ids
+/// are never deleted).
+pub async fn next_ids<C: ConnectionTrait>(db: &C, table: &'static str, n: usize) -> DomainResult<Vec<i64>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let count = i64::try_from(n).unwrap_or(i64::MAX);
+    if pg(db) {
+        let sql = format!("SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id FROM generate_series(1, ?)");
+        let rows = db.query_all_raw(stmt(backend, &sql, vec![count.into()])).await?;
+        let mut ids = rows
+            .iter()
+            .map(|r| r.try_get::<i64>("", "id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.sort_unstable();
+        Ok(ids)
+    } else {
+        let sql = format!("SELECT COALESCE(MAX(id), 0) AS id FROM {table}");
+        let row = db
+            .query_one_raw(stmt(backend, &sql, vec![]))
+            .await?
+            .ok_or_else(|| DomainError::Corrupt("no max id".into()))?;
+        let max: i64 = row.try_get("", "id")?;
+        Ok((1..=count).map(|i| max + i).collect())
+    }
+}
+
+/// A vial opened for a dose: one ADMINISTERED entry of 1 vial.
+#[derive(Debug, Clone)]
+pub struct VialEntry {
+    pub id: i64,
+    pub product: ProductCode,
+    pub lot: LotNumber,
+    pub balance_after: u64,
+    pub occurred_on: NaiveDate,
+    pub record_id: i64,
+}
+
+/// Note on the entry of a vial opened for doses.
+pub const VIAL_NOTE: &str = "vial opened for doses";
+
+/// Appends the ADMINISTERED entries of opened vials (one statement on PostgreSQL).
+pub async fn insert_vials<C: ConnectionTrait>(
+    db: &C,
+    site: &SiteCode,
+    entries: &[VialEntry],
+    now: DateTime<Utc>,
+    actor: &str,
+) -> DomainResult<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let backend = db.get_database_backend();
+    if pg(db) {
+        let sql = "INSERT INTO stock_entries (id, site_code, product_code, lot_number, kind, quantity, balance_after, \
+                   note, occurred_on, recorded_at, actor, dose_record_id) \
+                   SELECT u.id, ?, u.product, u.lot, 'ADMINISTERED', -1, u.balance_after, ?, u.occurred_on, ?, ?, u.record_id \
+                   FROM UNNEST(CAST(? AS bigint[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS bigint[]), \
+                   CAST(? AS date[]), CAST(? AS bigint[])) AS u(id, product, lot, balance_after, occurred_on, record_id)";
+        let values: Vec<Value> = vec![
+            site.as_str().into(),
+            VIAL_NOTE.into(),
+            now.into(),
+            actor.into(),
+            entries.iter().map(|e| e.id).collect::<Vec<i64>>().into(),
+            entries
+                .iter()
+                .map(|e| e.product.as_str().to_owned())
+                .collect::<Vec<String>>()
+                .into(),
+            entries
+                .iter()
+                .map(|e| e.lot.as_str().to_owned())
+                .collect::<Vec<String>>()
+                .into(),
+            entries
+                .iter()
+                .map(|e| i64::try_from(e.balance_after).unwrap_or(i64::MAX))
+                .collect::<Vec<i64>>()
+                .into(),
+            entries.iter().map(|e| e.occurred_on).collect::<Vec<NaiveDate>>().into(),
+            entries.iter().map(|e| e.record_id).collect::<Vec<i64>>().into(),
+        ];
+        db.execute_raw(stmt(backend, sql, values)).await?;
+    } else {
+        let sql = "INSERT INTO stock_entries (id, site_code, product_code, lot_number, kind, quantity, balance_after, \
+                   note, occurred_on, recorded_at, actor, dose_record_id) \
+                   VALUES (?, ?, ?, ?, 'ADMINISTERED', -1, ?, ?, ?, ?, ?, ?)";
+        for e in entries {
+            let values: Vec<Value> = vec![
+                e.id.into(),
+                site.as_str().into(),
+                e.product.as_str().into(),
+                e.lot.as_str().into(),
+                i64::try_from(e.balance_after).unwrap_or(i64::MAX).into(),
+                VIAL_NOTE.into(),
+                e.occurred_on.into(),
+                now.into(),
+                actor.into(),
+                e.record_id.into(),
+            ];
+            db.execute_raw(stmt(backend, sql, values)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A REVERSED entry giving back a vial whose doses all came back (voids), cancelling the
+/// ADMINISTERED entry that opened it. Returns its id.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_vial_back<C: ConnectionTrait>(
+    db: &C,
+    site: &SiteCode,
+    product: &ProductCode,
+    lot: &LotNumber,
+    balance_after: u64,
+    reverses: i64,
+    occurred_on: NaiveDate,
+    note: &str,
+    now: DateTime<Utc>,
+    actor: &str,
+) -> DomainResult<i64> {
+    let sql = "INSERT INTO stock_entries (site_code, product_code, lot_number, kind, quantity, balance_after, note, \
+               occurred_on, recorded_at, actor, reverses_entry_id, original_kind) \
+               VALUES (?, ?, ?, 'REVERSED', 1, ?, ?, ?, ?, ?, ?, 'ADMINISTERED') RETURNING id";
+    let values: Vec<Value> = vec![
+        site.as_str().into(),
+        product.as_str().into(),
+        lot.as_str().into(),
+        i64::try_from(balance_after).unwrap_or(i64::MAX).into(),
+        note.into(),
+        occurred_on.into(),
+        now.into(),
+        actor.into(),
+        reverses.into(),
+    ];
+    let row = db
+        .query_one_raw(stmt(db.get_database_backend(), sql, values))
+        .await?
+        .ok_or_else(|| DomainError::Corrupt("insert returned no id".into()))?;
+    Ok(row.try_get("", "id")?)
+}
+
+/// Whether an entry has been reversed already.
+pub async fn is_reversed<C: ConnectionTrait>(db: &C, entry: i64) -> DomainResult<bool> {
+    let row = db
+        .query_one_raw(stmt(
+            db.get_database_backend(),
+            "SELECT id FROM stock_entries WHERE reverses_entry_id = ?",
+            vec![entry.into()],
+        ))
+        .await?;
+    Ok(row.is_some())
+}
+
+/// A dose record to insert (its first version).
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub id: i64,
+    pub person_id: i64,
+    pub municipality: String,
+    pub prefecture: String,
+    pub coupon: String,
+    pub dose_number: i16,
+    pub administered_on: NaiveDate,
+    pub product: String,
+    pub lot: String,
+    pub doctor_name: String,
+    pub capture: &'static str,
+    pub override_id: Option<i64>,
+    pub override_reason: Option<String>,
+    pub vial_entry_id: Option<i64>,
+    pub opened_vial: bool,
+    pub idempotency_key: String,
+    pub request_hash: String,
+}
+
+/// Appends dose records recorded by `site` (one statement on PostgreSQL).
+pub async fn insert_records<C: ConnectionTrait>(
+    db: &C,
+    site: &SiteCode,
+    rows: &[NewRecord],
+    now: DateTime<Utc>,
+    actor: &str,
+) -> DomainResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let backend = db.get_database_backend();
+    if pg(db) {
+        let sql = "INSERT INTO dose_records (id, person_id, municipality_code, prefecture_code, coupon_number, dose_number, \
+                   administered_on, product_code, lot_number, site_code, doctor_name, capture, status, override_id, \
+                   override_reason, vial_entry_id, opened_vial, recorded_by_site, idempotency_key, request_hash, version, \
+                   recorded_at, recorded_by, changed_at, changed_by) \
+                   SELECT u.id, u.person_id, u.m, u.p, u.c, u.n, u.d, u.product, u.lot, ?, u.doctor, u.capture, 'ACTIVE', \
+                   NULLIF(u.override_id, 0), NULLIF(u.override_reason, ''), NULLIF(u.vial, 0), u.opened, ?, u.k, u.h, 1, \
+                   ?, ?, ?, ? \
+                   FROM UNNEST(CAST(? AS bigint[]), CAST(? AS bigint[]), CAST(? AS text[]), CAST(? AS text[]), \
+                   CAST(? AS text[]), CAST(? AS smallint[]), CAST(? AS date[]), CAST(? AS text[]), CAST(? AS text[]), \
+                   CAST(? AS text[]), CAST(? AS text[]), CAST(? AS bigint[]), CAST(? AS text[]), CAST(? AS bigint[]), \
+                   CAST(? AS boolean[]), CAST(? AS text[]), CAST(? AS text[])) \
+                   AS u(id, person_id, m, p, c, n, d, product, lot, doctor, capture, override_id, override_reason, vial, \
+                   opened, k, h)";
+        let col = |f: &dyn Fn(&NewRecord) -> String| rows.iter().map(f).collect::<Vec<String>>();
+        let values: Vec<Value> = vec![
+            site.as_str().into(),
+            site.as_str().into(),
+            now.into(),
+            actor.into(),
+            now.into(),
+            actor.into(),
+            rows.iter().map(|r| r.id).collect::<Vec<i64>>().into(),
+            rows.iter().map(|r| r.person_id).collect::<Vec<i64>>().into(),
+            col(&|r| r.municipality.clone()).into(),
+            col(&|r| r.prefecture.clone()).into(),
+            col(&|r| r.coupon.clone()).into(),
+            rows.iter().map(|r| r.dose_number).collect::<Vec<i16>>().into(),
+            rows.iter()
+                .map(|r| r.administered_on)
+                .collect::<Vec<NaiveDate>>()
+                .into(),
+            col(&|r| r.product.clone()).into(),
+            col(&|r| r.lot.clone()).into(),
+            col(&|r| r.doctor_name.clone()).into(),
+            col(&|r| r.capture.to_owned()).into(),
+            rows.iter()
+                .map(|r| r.override_id.unwrap_or(0))
+                .collect::<Vec<i64>>()
+                .into(),
+            col(&|r| r.override_reason.clone().unwrap_or_default()).into(),
+            rows.iter()
+                .map(|r| r.vial_entry_id.unwrap_or(0))
+                .collect::<Vec<i64>>()
+                .into(),
+            rows.iter().map(|r| r.opened_vial).collect::<Vec<bool>>().into(),
+            col(&|r| r.idempotency_key.clone()).into(),
+            col(&|r| r.request_hash.clone()).into(),
+        ];
+        db.execute_raw(stmt(backend, sql, values)).await?;
+    } else {
+        let sql = "INSERT INTO dose_records (id, person_id, municipality_code, prefecture_code, coupon_number, dose_number, \
+                   administered_on, product_code, lot_number, site_code, doctor_name, capture, status, override_id, \
+                   override_reason, vial_entry_id, opened_vial, recorded_by_site, idempotency_key, request_hash, version, \
+                   recorded_at, recorded_by, changed_at, changed_by) \
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ACTIVE', ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)";
+        for r in rows {
+            let values: Vec<Value> = vec![
+                r.id.into(),
+                r.person_id.into(),
+                r.municipality.as_str().into(),
+                r.prefecture.as_str().into(),
+                r.coupon.as_str().into(),
+                r.dose_number.into(),
+                r.administered_on.into(),
+                r.product.as_str().into(),
+                r.lot.as_str().into(),
+                site.as_str().into(),
+                r.doctor_name.as_str().into(),
+                r.capture.into(),
+                r.override_id.into(),
+                r.override_reason.clone().into(),
+                r.vial_entry_id.into(),
+                r.opened_vial.into(),
+                site.as_str().into(),
+                r.idempotency_key.as_str().into(),
+                r.request_hash.as_str().into(),
+                now.into(),
+                actor.into(),
+                now.into(),
+                actor.into(),
+            ];
+            db.execute_raw(stmt(backend, sql, values)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One record, locked for the transaction on PostgreSQL.
+pub async fn record_for_update<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Option<DoseRecord>> {
+    let lock = if pg(db) { " FOR UPDATE" } else { "" };
+    let sql = format!("SELECT {COLUMNS} FROM dose_records WHERE id = ?{lock}");
+    let row = db
+        .query_one_raw(stmt(db.get_database_backend(), &sql, vec![id.into()]))
+        .await?;
+    row.as_ref().map(super::record_from_row).transpose()
+}
+
+/// Copies a record's current version into `dose_record_versions` before it changes.
+pub async fn keep_version<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<()> {
+    let sql = "INSERT INTO dose_record_versions (record_id, version, person_id, dose_number, administered_on, \
+               product_code, lot_number, site_code, doctor_name, capture, status, vial_entry_id, opened_vial, made_at, \
+               made_by, reason) \
+               SELECT id, version, person_id, dose_number, administered_on, product_code, lot_number, site_code, \
+               doctor_name, capture, status, vial_entry_id, opened_vial, changed_at, changed_by, change_reason \
+               FROM dose_records WHERE id = ?";
+    db.execute_raw(stmt(db.get_database_backend(), sql, vec![id.into()]))
+        .await?;
+    Ok(())
+}
+
+/// Writes a record's new version (everything a correction can change).
+pub async fn update_record<C: ConnectionTrait>(
+    db: &C,
+    r: &DoseRecord,
+    now: DateTime<Utc>,
+    actor: &str,
+    reason: &str,
+) -> DomainResult<()> {
+    let sql = "UPDATE dose_records SET dose_number = ?, administered_on = ?, product_code = ?, lot_number = ?, \
+               site_code = ?, doctor_name = ?, status = ?, vial_entry_id = ?, opened_vial = ?, version = version + 1, \
+               changed_at = ?, changed_by = ?, change_reason = ? WHERE id = ?";
+    let values: Vec<Value> = vec![
+        i16::from(r.dose_number).into(),
+        r.administered_on.into(),
+        r.product.as_str().into(),
+        r.lot.as_str().into(),
+        r.site.as_str().into(),
+        r.doctor_name.as_str().into(),
+        r.status.as_str().into(),
+        r.vial_entry.into(),
+        r.opened_vial.into(),
+        now.into(),
+        actor.into(),
+        reason.into(),
+        r.id.into(),
+    ];
+    db.execute_raw(stmt(db.get_database_backend(), sql, values)).await?;
+    Ok(())
+}
+
+/// Everything a batch reads besides its lots, in one round trip on PostgreSQL: which keys are
+/// taken (key → request hash), the persons, their ACTIVE doses and overrides, the interval
+/// rules and the doses per vial. Every part is an index lookup by key (or a small reference
+/// table), aggregated to JSON so the parts can differ in shape.
+pub struct Lookup {
+    pub keys: HashMap<String, String>,
+    pub persons: HashMap<(String, String), PersonRow>,
+    pub earlier: HashMap<i64, Vec<EarlierDose>>,
+    pub overrides: HashMap<(i64, u8), i64>,
+    pub rules: HashMap<(String, u8), IntervalRule>,
+    pub per_vial: HashMap<String, u64>,
+}
+
+fn json_err(what: &str) -> DomainError {
+    DomainError::Corrupt(format!("batch lookup: {what}"))
+}
+
+fn rows_of(v: &serde_json::Value, what: &str) -> DomainResult<Vec<Vec<serde_json::Value>>> {
+    v.as_array()
+        .ok_or_else(|| json_err(what))?
+        .iter()
+        .map(|r| r.as_array().cloned().ok_or_else(|| json_err(what)))
+        .collect()
+}
+
+fn s(v: &serde_json::Value, what: &str) -> DomainResult<String> {
+    v.as_str().map(|x| x.trim().to_owned()).ok_or_else(|| json_err(what))
+}
+
+fn i(v: &serde_json::Value, what: &str) -> DomainResult<i64> {
+    v.as_i64().ok_or_else(|| json_err(what))
+}
+
+fn date(v: &serde_json::Value, what: &str) -> DomainResult<NaiveDate> {
+    s(v, what)?.parse().map_err(|_| json_err(what))
+}
+
+pub async fn lookup_pg<C: ConnectionTrait>(
+    db: &C,
+    site: &SiteCode,
+    keys: &[String],
+    refs: &[(String, String)],
+) -> DomainResult<Lookup> {
+    let (ms, cs): (Vec<String>, Vec<String>) = refs.iter().cloned().unzip();
+    let sql = "WITH p AS (SELECT p.id, p.municipality_code, p.coupon_number, p.moved_out_on \
+                 FROM UNNEST(CAST(? AS bpchar[]), CAST(? AS bpchar[])) AS k(m, c) \
+                 JOIN persons p ON p.municipality_code = k.m AND p.coupon_number = k.c) \
+               SELECT \
+                (SELECT COALESCE(json_agg(json_build_array(d.idempotency_key, d.request_hash)), '[]'::json) FROM dose_records d \
+                  WHERE d.recorded_by_site = CAST(? AS bpchar) AND d.idempotency_key = ANY(?)) AS keys, \
+                (SELECT COALESCE(json_agg(json_build_array(p.id, p.municipality_code, p.coupon_number, p.moved_out_on)), '[]'::json) \
+                  FROM p) AS persons, \
+                (SELECT COALESCE(json_agg(json_build_array(d.person_id, d.dose_number, d.administered_on)), '[]'::json) \
+                  FROM dose_records d WHERE d.person_id = ANY(ARRAY(SELECT id FROM p)) AND d.status = 'ACTIVE') AS earlier, \
+                (SELECT COALESCE(json_agg(json_build_array(o.person_id, o.dose_number, o.id)), '[]'::json) \
+                  FROM dose_interval_overrides o WHERE o.person_id = ANY(ARRAY(SELECT id FROM p))) AS overrides, \
+                (SELECT COALESCE(json_agg(json_build_array(r.product_code, r.dose_number, r.min_days, r.min_months)), '[]'::json) \
+                  FROM dose_interval_rules r) AS rules, \
+                (SELECT COALESCE(json_agg(json_build_array(x.code, x.doses_per_vial)), '[]'::json) FROM products x \
+                  WHERE x.kind = 'VACCINE' AND x.doses_per_vial > 0) AS vials";
+    let values: Vec<Value> = vec![ms.into(), cs.into(), site.as_str().into(), keys.to_vec().into()];
+    let row = db
+        .query_one_raw(stmt(db.get_database_backend(), sql, values))
+        .await?
+        .ok_or_else(|| json_err("no row"))?;
+    let get = |c: &str| -> DomainResult<serde_json::Value> { Ok(row.try_get::<serde_json::Value>("", c)?) };
+    let mut out = Lookup {
+        keys: HashMap::new(),
+        persons: HashMap::new(),
+        earlier: HashMap::new(),
+        overrides: HashMap::new(),
+        rules: HashMap::new(),
+        per_vial: HashMap::new(),
+    };
+    for r in rows_of(&get("keys")?, "keys")? {
+        out.keys.insert(s(&r[0], "key")?, s(&r[1], "hash")?);
+    }
+    for r in rows_of(&get("persons")?, "persons")? {
+        let moved = match &r[3] {
+            serde_json::Value::Null => None,
+            v => Some(date(v, "moved_out_on")?),
+        };
+        out.persons.insert(
+            (s(&r[1], "municipality")?, s(&r[2], "coupon")?),
+            PersonRow {
+                id: i(&r[0], "person id")?,
+                moved_out_on: moved,
+            },
+        );
+    }
+    for r in rows_of(&get("earlier")?, "earlier")? {
+        out.earlier.entry(i(&r[0], "person")?).or_default().push(EarlierDose {
+            dose_number: u8::try_from(i(&r[1], "dose")?).map_err(|_| json_err("dose"))?,
+            administered_on: date(&r[2], "administered_on")?,
+        });
+    }
+    for r in rows_of(&get("overrides")?, "overrides")? {
+        out.overrides.insert(
+            (i(&r[0], "person")?, u8::try_from(i(&r[1], "dose")?).unwrap_or(0)),
+            i(&r[2], "override")?,
+        );
+    }
+    for r in rows_of(&get("rules")?, "rules")? {
+        out.rules.insert(
+            (s(&r[0], "product")?, u8::try_from(i(&r[1], "dose")?).unwrap_or(0)),
+            IntervalRule {
+                min_days: u32::try_from(i(&r[2], "days")?).unwrap_or(0),
+                min_months: u32::try_from(i(&r[3], "months")?).unwrap_or(0),
+            },
+        );
+    }
+    for r in rows_of(&get("vials")?, "vials")? {
+        out.per_vial.insert(
+            s(&r[0], "product")?,
+            u64::try_from(i(&r[1], "doses per vial")?).unwrap_or(0),
+        );
+    }
+    Ok(out)
+}
+
+/// Ids for `entries` new stock entries and `records` new dose records, in one round trip on
+/// PostgreSQL.
+pub async fn next_ids_both<C: ConnectionTrait>(
+    db: &C,
+    entries: usize,
+    records: usize,
+) -> DomainResult<(Vec<i64>, Vec<i64>)> {
+    if !pg(db) || entries == 0 {
+        return Ok((
+            next_ids(db, "stock_entries", entries).await?,
+            next_ids(db, "dose_records", records).await?,
+        ));
+    }
+    let sql = "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('stock_entries', 'id')) FROM generate_series(1, ?)) AS e, \
+               ARRAY(SELECT nextval(pg_get_serial_sequence('dose_records', 'id')) FROM generate_series(1, ?)) AS r";
+    let row = db
+        .query_one_raw(stmt(
+            db.get_database_backend(),
+            sql,
+            vec![
+                i64::try_from(entries).unwrap_or(i64::MAX).into(),
+                i64::try_from(records).unwrap_or(i64::MAX).into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| json_err("no ids"))?;
+    let mut e: Vec<i64> = row.try_get("", "e")?;
+    let mut r: Vec<i64> = row.try_get("", "r")?;
+    e.sort_unstable();
+    r.sort_unstable();
+    Ok((e, r))
+}

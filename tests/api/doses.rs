@@ -1,0 +1,717 @@
+//! Dose records through GraphQL: the stock a dose takes (a vial opened, then doses drawn from
+//! it), idempotent retries and reused keys, each conflict, the municipality's interval
+//! override, batches with mixed records and oversized batches, voids that give stock back,
+//! amendments that keep versions, leftover doses, who sees what, and the counts.
+//!
+//! Persons are inserted through the domain's entity (the persons import is another helper's
+//! work); everything else goes through the real server.
+
+use chrono::NaiveDate;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+use serde_json::{Value, json};
+use tests::{TestApp, WsClient, token};
+
+use super::stock::{CHIYODA, SHINJUKU, Sites, assert_reconciled, day, receive, seed, today};
+
+const RECORD: &str = "fragment R on DoseRecord { id personId municipality couponNumber doseNumber administeredOn product lot site doctorName capture status intervalOverride overrideReason vialEntry openedVial recordedBySite version changedBy changeReason }
+mutation($input: DoseInput!) { recordDose(input: $input) { created record { ...R } stockChanges { entryId kind quantity onHand lot } } }";
+const BATCH: &str = "mutation($records: [DoseInput!]!) { recordDoses(records: $records) { created failed results { index ok created record { id doseNumber openedVial vialEntry } error { code reason field message } } stockChanges { entryId kind onHand } } }";
+const LOTS: &str = "query($site: SiteCode!) { lotDoses(site: $site) { product lot onHand openDoses dosesPerVial availableDoses openVialEntry } }";
+const STOCK: &str = "query($site: SiteCode!) { stock(site: $site, includeEmpty: true) { lot onHand administered } }";
+const VOID: &str = "mutation($id: ID!, $reason: String!) { voidDoseRecord(id: $id, reason: $reason) { record { id status version changeReason changedBy } stockChanges { kind quantity onHand lot } } }";
+const AMEND: &str = "mutation($id: ID!, $changes: AmendDoseInput!, $reason: String!) { amendDoseRecord(id: $id, changes: $changes, reason: $reason) { record { id lot administeredOn version changeReason vialEntry openedVial versions { version lot administeredOn madeBy reason status } } stockChanges { kind quantity onHand lot } } }";
+const RECORDS: &str = "query($coupon: String, $voided: Boolean = false) { doseRecords(couponNumber: $coupon, includeVoided: $voided, first: 100) { edges { node { id doseNumber site status } } } }";
+const ONE: &str = "query($id: ID!) { doseRecord(id: $id) { id doseNumber lot status version } }";
+const COUNTS: &str = "query($from: NaiveDate!, $to: NaiveDate!, $by: [DoseCountBy!] = [], $m: MunicipalityCode, $p: PrefectureCode) { doseCounts(from: $from, to: $to, by: $by, municipality: $m, prefecture: $p) { day municipality prefecture product doseNumber doses } }";
+const ALLOW: &str = "mutation($m: MunicipalityCode!, $c: String!, $n: Int!, $reason: String!) { allowEarlyDose(municipality: $m, couponNumber: $c, doseNumber: $n, reason: $reason) { id doseNumber reason createdBy } }";
+const LEFTOVER: &str = "mutation($site: SiteCode!, $lot: LotNumber!) { writeOffLeftoverDoses(site: $site, product: \"comirnaty\", lot: $lot) { doses vialEntry } }";
+
+/// Inserts a resident of `municipality` and returns their coupon number.
+async fn person(app: &TestApp, municipality: &str, serial: u64, moved_out_on: Option<NaiveDate>) -> String {
+    let store = &app.running.as_ref().expect("running").store;
+    let coupon = format!("{serial:010}");
+    let now = chrono::Utc::now();
+    domain::entities::person::ActiveModel {
+        municipality_code: Set(municipality.to_owned()),
+        coupon_number: Set(coupon.clone()),
+        resident_id: Set(None),
+        name: Set("試験 太郎".into()),
+        name_kana: Set("ｼｹﾝ ﾀﾛｳ".into()),
+        birth_date: Set(NaiveDate::from_ymd_opt(1950, 4, 1).expect("date")),
+        sex: Set(1),
+        address: Set("東京都千代田区千代田1-1".into()),
+        my_number_key_id: Set(None),
+        my_number_sealed: Set(None),
+        my_number_hash: Set(None),
+        moved_out_on: Set(moved_out_on),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+        updated_by: Set("test".into()),
+        ..Default::default()
+    }
+    .insert(store.db())
+    .await
+    .expect("insert person");
+    coupon
+}
+
+/// The 18-digit coupon line of a Chiyoda coupon for dose `dose`.
+fn line(municipality: &str, dose: u8, coupon: &str) -> String {
+    format!("1{dose}{municipality}{coupon}")
+}
+
+fn scanned(line: &str, on: &str, lot: &str, key: &str) -> Value {
+    json!({ "couponLine": line, "administeredOn": on, "product": "comirnaty", "lot": lot, "doctorName": "山田医師", "capture": "SCAN", "idempotencyKey": key })
+}
+
+fn manual(municipality: &str, coupon: &str, dose: u8, on: &str, lot: &str, key: &str) -> Value {
+    json!({ "municipality": municipality, "couponNumber": coupon, "doseNumber": dose, "administeredOn": on, "product": "comirnaty", "lot": lot, "doctorName": "山田医師", "capture": "MANUAL", "idempotencyKey": key })
+}
+
+async fn record(app: &TestApp, site: &str, input: Value) -> Value {
+    app.ok(&Sites::token(site), RECORD, json!({ "input": input })).await["recordDose"].clone()
+}
+
+/// A refused request: (code, reason, field) of its first error; asserts no data came back.
+async fn refused(app: &TestApp, token: &str, query: &str, variables: Value) -> (String, String, String) {
+    let (_, body) = app.post(Some(token), query, variables).await;
+    let (code, _) = tests::error_of(&body);
+    let ext = &body["errors"][0]["extensions"];
+    (
+        code,
+        ext["reason"].as_str().unwrap_or_default().to_owned(),
+        ext["field"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+async fn lot_doses(app: &TestApp, site: &str, lot: &str) -> Value {
+    app.ok(&Sites::token(site), LOTS, json!({ "site": site })).await["lotDoses"]
+        .as_array()
+        .expect("lots")
+        .iter()
+        .find(|l| l["lot"] == lot)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+async fn administered(app: &TestApp, site: &str, lot: &str) -> (u64, u64) {
+    let rows = app.ok(&Sites::token(site), STOCK, json!({ "site": site })).await;
+    let row = rows["stock"]
+        .as_array()
+        .expect("stock")
+        .iter()
+        .find(|r| r["lot"] == lot)
+        .cloned()
+        .expect("lot row");
+    (
+        row["onHand"].as_u64().expect("onHand"),
+        row["administered"].as_u64().expect("administered"),
+    )
+}
+
+async fn count_records(app: &TestApp) -> usize {
+    app.ok(
+        &token("MUNICIPALITY", Some(CHIYODA)),
+        RECORDS,
+        json!({ "voided": true }),
+    )
+    .await["doseRecords"]["edges"]
+        .as_array()
+        .expect("edges")
+        .len()
+}
+
+#[tokio::test]
+async fn a_dose_opens_a_vial_and_the_next_doses_draw_from_it() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(60), 10).await;
+    let a = person(&app, CHIYODA, 1, None).await;
+    let b = person(&app, CHIYODA, 2, None).await;
+    let mut ws: WsClient = app.ws(&token("MUNICIPALITY", Some(CHIYODA))).await;
+    let sub = ws
+        .subscribe(
+            "subscription { stockChanged { entryId site kind quantity onHand } }",
+            json!({}),
+        )
+        .await;
+    app.wait_for_metric("vsys_event_subscriptions{topic=\"stock\"}", 1.0)
+        .await;
+
+    let first = record(
+        &app,
+        &s.base,
+        scanned(&line(CHIYODA, 1, &a), &day(0), "FF3620", "tab-1"),
+    )
+    .await;
+    assert_eq!(first["created"], true);
+    let r = &first["record"];
+    assert_eq!(r["doseNumber"], 1);
+    assert_eq!(r["municipality"], CHIYODA);
+    assert_eq!(r["couponNumber"], a);
+    assert_eq!(r["site"], s.base);
+    assert_eq!(r["capture"], "SCAN");
+    assert_eq!(r["status"], "ACTIVE");
+    assert_eq!(r["openedVial"], true);
+    assert_eq!(r["version"], 1);
+    let changes = first["stockChanges"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0]["kind"], "ADMINISTERED");
+    assert_eq!(changes[0]["quantity"], -1);
+    assert_eq!(changes[0]["onHand"], 9);
+    assert_eq!(r["vialEntry"], changes[0]["entryId"]);
+    // The subscriber sees the vial leave the stock.
+    let event = ws.next_data(&sub).await;
+    assert_eq!(event["stockChanged"]["entryId"], changes[0]["entryId"]);
+    assert_eq!(event["stockChanged"]["kind"], "ADMINISTERED");
+
+    let lot = lot_doses(&app, &s.base, "FF3620").await;
+    assert_eq!((lot["onHand"].as_u64(), lot["openDoses"].as_u64()), (Some(9), Some(5)));
+    assert_eq!(lot["availableDoses"], 59);
+
+    // The second dose draws from the open vial: no vial leaves the stock.
+    let second = record(&app, &s.base, manual(CHIYODA, &b, 1, &day(0), "FF3620", "tab-2")).await;
+    assert_eq!(second["record"]["openedVial"], false);
+    assert_eq!(second["record"]["vialEntry"], r["vialEntry"]);
+    assert_eq!(second["stockChanges"], json!([]));
+    assert_eq!(lot_doses(&app, &s.base, "FF3620").await["openDoses"], 4);
+    assert_eq!(administered(&app, &s.base, "FF3620").await, (9, 1));
+    assert_reconciled(&app).await;
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn a_retry_returns_the_original_and_a_reused_key_is_refused() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(60), 10).await;
+    receive(&app, &s.base, "FF3621", &day(60), 10).await;
+    let a = person(&app, CHIYODA, 1, None).await;
+    let input = scanned(&line(CHIYODA, 1, &a), &day(-1), "FF3620", "tab-1-0001");
+    let first = record(&app, &s.base, input.clone()).await;
+    let again = record(&app, &s.base, input.clone()).await;
+    assert_eq!(again["created"], false);
+    assert_eq!(again["record"]["id"], first["record"]["id"]);
+    assert_eq!(again["stockChanges"], json!([]));
+    assert_eq!(lot_doses(&app, &s.base, "FF3620").await["openDoses"], 5);
+
+    // The same key with other content: refused, the original kept.
+    let mut other = input.clone();
+    other["lot"] = json!("FF3621");
+    let (code, reason, _) = refused(&app, &Sites::token(&s.base), RECORD, json!({ "input": other })).await;
+    assert_eq!((code.as_str(), reason.as_str()), ("CONFLICT", "IDEMPOTENCY_KEY_REUSED"));
+    let kept = app
+        .ok(&Sites::token(&s.base), ONE, json!({ "id": first["record"]["id"] }))
+        .await;
+    assert_eq!(kept["doseRecord"]["lot"], "FF3620");
+    assert_eq!(lot_doses(&app, &s.base, "FF3621").await["onHand"], 10);
+    assert_eq!(count_records(&app).await, 1);
+
+    // Six copies of a new dose at once: one record.
+    let b = person(&app, CHIYODA, 2, None).await;
+    let copy = scanned(&line(CHIYODA, 1, &b), &day(0), "FF3620", "tab-1-0002");
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (app, site, copy) = (&app, s.base.clone(), copy.clone());
+        tasks.push(async move { record(app, &site, copy).await });
+    }
+    let results = futures_util::future::join_all(tasks).await;
+    let ids: std::collections::BTreeSet<String> = results
+        .iter()
+        .map(|r| r["record"]["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(results.iter().filter(|r| r["created"] == true).count(), 1);
+    assert_eq!(count_records(&app).await, 2);
+    assert_eq!(lot_doses(&app, &s.base, "FF3620").await["openDoses"], 4);
+}
+
+#[tokio::test]
+async fn conflicts_and_bad_input_are_refused_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(60), 10).await;
+    let a = person(&app, CHIYODA, 1, None).await;
+    let moved = person(&app, CHIYODA, 2, Some(today() - chrono::Duration::days(3))).await;
+    let site = Sites::token(&s.base);
+    record(&app, &s.base, scanned(&line(CHIYODA, 1, &a), &day(-30), "FF3620", "k1")).await;
+    let before = (lot_doses(&app, &s.base, "FF3620").await, count_records(&app).await);
+
+    let try_ = |input: Value| {
+        let site = site.clone();
+        let app = &app;
+        async move { refused(app, &site, RECORD, json!({ "input": input })).await }
+    };
+    let conflict = |reason: &str| ("CONFLICT".to_owned(), reason.to_owned(), String::new());
+    let bad = |field: &str| ("BAD_USER_INPUT".to_owned(), String::new(), field.to_owned());
+    // Same dose twice.
+    assert_eq!(
+        try_(scanned(&line(CHIYODA, 1, &a), &day(-2), "FF3620", "k2")).await,
+        conflict("DUPLICATE_DOSE")
+    );
+    // Dose 2 before dose 1.
+    assert_eq!(
+        try_(scanned(&line(CHIYODA, 2, &a), &day(-31), "FF3620", "k3")).await,
+        conflict("BEFORE_PREVIOUS_DOSE")
+    );
+    // Dose 2 18 days after dose 1 (Comirnaty's earliest is day 19).
+    assert_eq!(
+        try_(scanned(&line(CHIYODA, 2, &a), &day(-12), "FF3620", "k4")).await,
+        conflict("INTERVAL_TOO_SHORT")
+    );
+    // A person of another municipality: looked up in the coupon's municipality, not found.
+    assert_eq!(
+        try_(scanned(&line(SHINJUKU, 2, &a), &day(0), "FF3620", "k5")).await,
+        conflict("PERSON_NOT_FOUND")
+    );
+    assert_eq!(
+        try_(scanned(&line(CHIYODA, 1, &moved), &day(0), "FF3620", "k6")).await,
+        conflict("PERSON_MOVED_OUT")
+    );
+    assert_eq!(
+        try_(scanned(&line(CHIYODA, 2, &a), &day(1), "FF3620", "k7")).await,
+        bad("input.administeredOn")
+    );
+    assert_eq!(
+        try_(scanned(&line(CHIYODA, 2, &a), &day(0), "FF9999", "k8")).await,
+        bad("input.lot")
+    );
+    // 131017: wrong check digit in the line's municipality code — refused before any query.
+    assert_eq!(
+        try_(scanned(&format!("12131017{a}"), &day(0), "FF3620", "k9")).await,
+        bad("input.couponLine")
+    );
+    assert_eq!(
+        try_(scanned("1213101600001", &day(0), "FF3620", "k10")).await,
+        bad("input.couponLine")
+    );
+    let mut mismatch = scanned(&line(CHIYODA, 2, &a), &day(0), "FF3620", "k11");
+    mismatch["doseNumber"] = json!(3);
+    assert_eq!(try_(mismatch).await, bad("input.doseNumber"));
+    // Not a site: forbidden.
+    let (code, _, _) = refused(
+        &app,
+        &token("MUNICIPALITY", Some(CHIYODA)),
+        RECORD,
+        json!({ "input": scanned(&line(CHIYODA, 2, &a), &day(0), "FF3620", "k12") }),
+    )
+    .await;
+    assert_eq!(code, "FORBIDDEN");
+    assert_eq!(
+        (lot_doses(&app, &s.base, "FF3620").await, count_records(&app).await),
+        before
+    );
+
+    // The same dose, on time, is accepted.
+    let ok = record(
+        &app,
+        &s.base,
+        scanned(&line(CHIYODA, 2, &a), &day(-11), "FF3620", "k13"),
+    )
+    .await;
+    assert_eq!(ok["record"]["doseNumber"], 2);
+    assert_reconciled(&app).await;
+}
+
+#[tokio::test]
+async fn the_municipality_can_allow_an_earlier_dose_with_a_reason() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(60), 10).await;
+    let a = person(&app, CHIYODA, 1, None).await;
+    record(&app, &s.base, scanned(&line(CHIYODA, 1, &a), &day(-10), "FF3620", "k1")).await;
+    let early = scanned(&line(CHIYODA, 2, &a), &day(0), "FF3620", "k2");
+    let site = Sites::token(&s.base);
+    let (_, reason, _) = refused(&app, &site, RECORD, json!({ "input": early.clone() })).await;
+    assert_eq!(reason, "INTERVAL_TOO_SHORT");
+
+    let allow = json!({ "m": CHIYODA, "c": a, "n": 2, "reason": "departure abroad on a fixed date" });
+    for who in [
+        site.clone(),
+        token("MUNICIPALITY", Some(SHINJUKU)),
+        token("NATIONAL", None),
+    ] {
+        let (code, _, _) = refused(&app, &who, ALLOW, allow.clone()).await;
+        assert_eq!(code, "FORBIDDEN");
+    }
+    let (code, _, field) = refused(
+        &app,
+        &token("MUNICIPALITY", Some(CHIYODA)),
+        ALLOW,
+        json!({ "m": CHIYODA, "c": a, "n": 2, "reason": " " }),
+    )
+    .await;
+    assert_eq!((code.as_str(), field.as_str()), ("BAD_USER_INPUT", "reason"));
+    let o = app.ok(&token("MUNICIPALITY", Some(CHIYODA)), ALLOW, allow).await["allowEarlyDose"].clone();
+    assert_eq!(o["createdBy"], format!("MUNICIPALITY:{CHIYODA}"));
+
+    let mut noted = early;
+    noted["overrideReason"] = json!("municipality allowed by phone");
+    let done = record(&app, &s.base, noted).await;
+    assert_eq!(done["record"]["intervalOverride"], o["id"]);
+    assert_eq!(done["record"]["overrideReason"], "municipality allowed by phone");
+}
+
+#[tokio::test]
+async fn a_batch_keeps_valid_records_and_reports_each_refusal() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(60), 1).await;
+    let coupons = [
+        person(&app, CHIYODA, 1, None).await,
+        person(&app, CHIYODA, 2, None).await,
+        person(&app, CHIYODA, 3, None).await,
+    ];
+    let records = json!([
+        scanned(&line(CHIYODA, 1, &coupons[0]), &day(0), "FF3620", "b0"),
+        scanned(&format!("11131017{}", coupons[1]), &day(0), "FF3620", "b1"),
+        // The same person and dose twice in one batch: the second is a duplicate.
+        scanned(&line(CHIYODA, 1, &coupons[0]), &day(0), "FF3620", "b2"),
+        manual(CHIYODA, "0000009999", 1, &day(0), "FF3620", "b3"),
+        manual(CHIYODA, &coupons[1], 1, &day(0), "FF3620", "b4"),
+        // A retry of b0 inside the same batch.
+        scanned(&line(CHIYODA, 1, &coupons[0]), &day(0), "FF3620", "b0"),
+        manual(CHIYODA, &coupons[2], 1, &day(0), "FF9999", "b6"),
+    ]);
+    let out = app
+        .ok(&Sites::token(&s.base), BATCH, json!({ "records": records }))
+        .await["recordDoses"]
+        .clone();
+    let results = out["results"].as_array().expect("results");
+    assert_eq!(results.len(), 7);
+    let summary: Vec<(bool, Value, Value)> = results
+        .iter()
+        .map(|r| {
+            (
+                r["ok"] == true,
+                r["error"]["reason"].clone(),
+                r["error"]["field"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (true, Value::Null, Value::Null),
+            (false, Value::Null, json!("records[1].couponLine")),
+            (false, json!("DUPLICATE_DOSE"), Value::Null),
+            (false, json!("PERSON_NOT_FOUND"), Value::Null),
+            (true, Value::Null, Value::Null),
+            (true, Value::Null, Value::Null),
+            (false, Value::Null, json!("records[6].lot")),
+        ]
+    );
+    assert_eq!(results[5]["created"], false);
+    assert_eq!(results[5]["record"]["id"], results[0]["record"]["id"]);
+    assert_eq!((out["created"].as_i64(), out["failed"].as_i64()), (Some(2), Some(4)));
+    // One vial of 6 doses served both: opened by the first, drawn by the second.
+    assert_eq!(results[0]["record"]["openedVial"], true);
+    assert_eq!(results[4]["record"]["vialEntry"], results[0]["record"]["vialEntry"]);
+    assert_eq!(out["stockChanges"].as_array().map(Vec::len), Some(1));
+    assert_eq!(count_records(&app).await, 2);
+    assert_eq!(lot_doses(&app, &s.base, "FF3620").await["availableDoses"], 4);
+
+    // Out of stock within a batch: records past the last dose are refused alone.
+    let more: Vec<Value> = (10..16)
+        .map(|i| {
+            let c = format!("{i:010}");
+            json!({ "municipality": CHIYODA, "couponNumber": c, "doseNumber": 1, "administeredOn": day(0), "product": "comirnaty", "lot": "FF3620", "doctorName": "山田医師", "capture": "CSV", "idempotencyKey": format!("m{i}") })
+        })
+        .collect();
+    for i in 10..16 {
+        person(&app, CHIYODA, i, None).await;
+    }
+    let out = app.ok(&Sites::token(&s.base), BATCH, json!({ "records": more })).await["recordDoses"].clone();
+    assert_eq!((out["created"].as_i64(), out["failed"].as_i64()), (Some(4), Some(2)));
+    assert_eq!(out["results"][5]["error"]["reason"], "OUT_OF_STOCK");
+    assert_reconciled(&app).await;
+
+    // More than 1,000 records: refused as a whole, nothing stored.
+    let big: Vec<Value> = (0..1001)
+        .map(|i| manual(CHIYODA, &coupons[2], 1, &day(0), "FF3620", &format!("big{i}")))
+        .collect();
+    let (code, _, field) = refused(&app, &Sites::token(&s.base), BATCH, json!({ "records": big })).await;
+    assert_eq!((code.as_str(), field.as_str()), ("BAD_USER_INPUT", "records"));
+    assert_eq!(count_records(&app).await, 6);
+}
+
+#[tokio::test]
+async fn voids_give_the_dose_back_and_amendments_keep_every_version() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(60), 10).await;
+    receive(&app, &s.base, "FF3621", &day(60), 10).await;
+    let a = person(&app, CHIYODA, 1, None).await;
+    let b = person(&app, CHIYODA, 2, None).await;
+    let site = Sites::token(&s.base);
+    let first = record(&app, &s.base, scanned(&line(CHIYODA, 1, &a), &day(-1), "FF3620", "k1")).await;
+    let id = first["record"]["id"].clone();
+
+    // Another site and another municipality cannot see it, so cannot void it.
+    for who in [Sites::token(&s.other), token("MUNICIPALITY", Some(SHINJUKU))] {
+        let (code, _, _) = refused(&app, &who, VOID, json!({ "id": id, "reason": "x" })).await;
+        assert_eq!(code, "NOT_FOUND");
+    }
+    let voided = app
+        .ok(
+            &site,
+            VOID,
+            json!({ "id": id, "reason": "entered for the wrong person" }),
+        )
+        .await["voidDoseRecord"]
+        .clone();
+    assert_eq!(voided["record"]["status"], "VOIDED");
+    assert_eq!(voided["record"]["version"], 2);
+    assert_eq!(voided["record"]["changeReason"], "entered for the wrong person");
+    // Its dose is back, and with it the whole vial (no other dose came from it).
+    assert_eq!(voided["stockChanges"][0]["kind"], "REVERSED");
+    assert_eq!(voided["stockChanges"][0]["onHand"], 10);
+    let lot = lot_doses(&app, &s.base, "FF3620").await;
+    assert_eq!((lot["onHand"].as_u64(), lot["openDoses"].as_u64()), (Some(10), Some(0)));
+    assert_eq!(administered(&app, &s.base, "FF3620").await, (10, 0));
+    let (_, reason, _) = refused(&app, &site, VOID, json!({ "id": id, "reason": "again" })).await;
+    assert_eq!(reason, "ALREADY_VOIDED");
+    // The voided dose no longer blocks recording it properly.
+    let redo = record(&app, &s.base, scanned(&line(CHIYODA, 1, &a), &day(-1), "FF3620", "k2")).await;
+    assert_eq!(redo["created"], true);
+
+    // Amend the lot: the dose moves from FF3620 to FF3621.
+    let other = record(&app, &s.base, manual(CHIYODA, &b, 1, &day(-1), "FF3620", "k3")).await;
+    let oid = other["record"]["id"].clone();
+    let amended = app
+        .ok(
+            &token("MUNICIPALITY", Some(CHIYODA)),
+            AMEND,
+            json!({ "id": oid, "changes": { "lot": "FF3621", "administeredOn": day(-2) }, "reason": "lot misread" }),
+        )
+        .await["amendDoseRecord"]
+        .clone();
+    let r = &amended["record"];
+    assert_eq!((r["lot"].as_str(), r["version"].as_i64()), (Some("FF3621"), Some(2)));
+    assert_eq!(r["openedVial"], true);
+    let versions = r["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0]["lot"], "FF3620");
+    assert_eq!(versions[0]["madeBy"], format!("SITE:{}", s.base));
+    assert_eq!(versions[0]["reason"], Value::Null);
+    assert_eq!(versions[1]["lot"], "FF3621");
+    assert_eq!(versions[1]["administeredOn"], day(-2));
+    assert_eq!(versions[1]["madeBy"], format!("MUNICIPALITY:{CHIYODA}"));
+    assert_eq!(versions[1]["reason"], "lot misread");
+    assert_eq!(lot_doses(&app, &s.base, "FF3620").await["openDoses"], 5);
+    let moved = lot_doses(&app, &s.base, "FF3621").await;
+    assert_eq!(
+        (moved["onHand"].as_u64(), moved["openDoses"].as_u64()),
+        (Some(9), Some(5))
+    );
+    // A bad amendment is refused.
+    let (code, _, field) = refused(
+        &app,
+        &site,
+        AMEND,
+        json!({ "id": oid, "changes": { "administeredOn": day(1) }, "reason": "x" }),
+    )
+    .await;
+    assert_eq!(
+        (code.as_str(), field.as_str()),
+        ("BAD_USER_INPUT", "changes.administeredOn")
+    );
+    let (code, _, _) = refused(
+        &app,
+        &Sites::token(&s.other),
+        AMEND,
+        json!({ "id": oid, "changes": { "doctorName": "別医師" }, "reason": "x" }),
+    )
+    .await;
+    assert_eq!(code, "NOT_FOUND");
+    // A ledger reversal of a vial opened for doses is refused: correct the records instead.
+    let entry = r["vialEntry"].clone();
+    let (code, _, field) = refused(
+        &app,
+        &site,
+        "mutation($site: SiteCode!, $entry: ID!) { reverseStockEntry(site: $site, entry: $entry, reason: \"x\") { entryId } }",
+        json!({ "site": s.base, "entry": entry }),
+    )
+    .await;
+    assert_eq!((code.as_str(), field.as_str()), ("BAD_USER_INPUT", "entry"));
+    assert_reconciled(&app).await;
+}
+
+#[tokio::test]
+async fn leftover_doses_are_written_off_without_taking_a_vial() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(60), 3).await;
+    let a = person(&app, CHIYODA, 1, None).await;
+    record(&app, &s.base, scanned(&line(CHIYODA, 1, &a), &day(0), "FF3620", "k1")).await;
+    let site = Sites::token(&s.base);
+    // Taking a vial for the leftovers would count the open vial twice.
+    let (code, _, _) = refused(
+        &app,
+        &site,
+        "mutation($input: RecordWasteInput!) { recordWaste(input: $input) { entryId } }",
+        json!({ "input": { "site": s.base, "product": "comirnaty", "lot": "FF3620", "quantity": 1, "reason": "LEFTOVER_DOSES" } }),
+    )
+    .await;
+    assert_eq!(code, "CONFLICT");
+    let w = app
+        .ok(&site, LEFTOVER, json!({ "site": s.base, "lot": "FF3620" }))
+        .await["writeOffLeftoverDoses"]
+        .clone();
+    assert_eq!(w["doses"], 5);
+    let lot = lot_doses(&app, &s.base, "FF3620").await;
+    assert_eq!((lot["onHand"].as_u64(), lot["openDoses"].as_u64()), (Some(2), Some(0)));
+    let (code, _, _) = refused(&app, &site, LEFTOVER, json!({ "site": s.base, "lot": "FF3620" })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    let (code, _, _) = refused(
+        &app,
+        &Sites::token(&s.other),
+        LEFTOVER,
+        json!({ "site": s.base, "lot": "FF3620" }),
+    )
+    .await;
+    assert_eq!(code, "FORBIDDEN");
+    assert_reconciled(&app).await;
+}
+
+#[tokio::test]
+async fn who_sees_which_records_and_counts() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(60), 10).await;
+    receive(&app, &s.other, "FF7000", &day(60), 10).await;
+    let a = person(&app, CHIYODA, 1, None).await;
+    let b = person(&app, CHIYODA, 2, None).await;
+    let c = person(&app, SHINJUKU, 3, None).await;
+    record(&app, &s.base, scanned(&line(CHIYODA, 1, &a), &day(-30), "FF3620", "k1")).await;
+    record(&app, &s.base, scanned(&line(CHIYODA, 2, &a), &day(-5), "FF3620", "k2")).await;
+    // A Chiyoda resident vaccinated at a Shinjuku site.
+    let mut at_other = scanned(&line(CHIYODA, 1, &b), &day(-5), "FF7000", "k3");
+    at_other["product"] = json!("comirnaty");
+    let theirs = record(&app, &s.other, at_other).await;
+    record(
+        &app,
+        &s.other,
+        scanned(&line(SHINJUKU, 1, &c), &day(-5), "FF7000", "k4"),
+    )
+    .await;
+
+    let ids = |v: Value| -> Vec<i64> {
+        v["doseRecords"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| e["node"]["doseNumber"].as_i64().expect("n"))
+            .collect()
+    };
+    assert_eq!(
+        ids(app.ok(&Sites::token(&s.base), RECORDS, json!({})).await),
+        vec![2, 1]
+    );
+    assert_eq!(ids(app.ok(&Sites::token(&s.other), RECORDS, json!({})).await).len(), 2);
+    assert_eq!(
+        ids(app.ok(&token("MUNICIPALITY", Some(CHIYODA)), RECORDS, json!({})).await).len(),
+        3
+    );
+    assert_eq!(
+        ids(app
+            .ok(&token("MUNICIPALITY", Some(CHIYODA)), RECORDS, json!({ "coupon": a }))
+            .await)
+        .len(),
+        2
+    );
+    assert_eq!(
+        ids(app.ok(&token("MUNICIPALITY", Some(SHINJUKU)), RECORDS, json!({})).await).len(),
+        1
+    );
+    let (code, _, _) = refused(
+        &app,
+        &Sites::token(&s.base),
+        ONE,
+        json!({ "id": theirs["record"]["id"] }),
+    )
+    .await;
+    assert_eq!(code, "NOT_FOUND");
+    for who in [
+        token("PREFECTURE", Some("13")),
+        token("NATIONAL", None),
+        token("WHOLESALER", Some("suzuken")),
+    ] {
+        let (code, _, _) = refused(&app, &who, RECORDS, json!({})).await;
+        assert_eq!(code, "FORBIDDEN");
+    }
+
+    // Counts: by dose number and day for the nation; per municipality for Tokyo.
+    let window = json!({ "from": day(-40), "to": day(0) });
+    let mut q = window.clone();
+    q["by"] = json!(["DOSE_NUMBER"]);
+    let national = app.ok(&token("NATIONAL", None), COUNTS, q.clone()).await["doseCounts"].clone();
+    assert_eq!(
+        national,
+        json!([
+            { "day": null, "municipality": null, "prefecture": null, "product": null, "doseNumber": 1, "doses": 3 },
+            { "day": null, "municipality": null, "prefecture": null, "product": null, "doseNumber": 2, "doses": 1 },
+        ])
+    );
+    let mut q = window.clone();
+    q["by"] = json!(["MUNICIPALITY", "DAY"]);
+    let tokyo = app.ok(&token("PREFECTURE", Some("13")), COUNTS, q.clone()).await["doseCounts"].clone();
+    let rows: Vec<(String, String, u64)> = tokyo
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["day"].as_str().expect("day").to_owned(),
+                r["municipality"].as_str().expect("m").to_owned(),
+                r["doses"].as_u64().expect("n"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (day(-30), CHIYODA.to_owned(), 1),
+            (day(-5), CHIYODA.to_owned(), 2),
+            (day(-5), SHINJUKU.to_owned(), 1),
+        ]
+    );
+    let own = app
+        .ok(&token("MUNICIPALITY", Some(CHIYODA)), COUNTS, window.clone())
+        .await["doseCounts"]
+        .clone();
+    assert_eq!(own[0]["doses"], 3);
+    let site_counts = app.ok(&Sites::token(&s.other), COUNTS, window.clone()).await["doseCounts"].clone();
+    assert_eq!(site_counts[0]["doses"], 2);
+    let mut elsewhere = window.clone();
+    elsewhere["m"] = json!(SHINJUKU);
+    let (code, _, _) = refused(&app, &token("MUNICIPALITY", Some(CHIYODA)), COUNTS, elsewhere).await;
+    assert_eq!(code, "FORBIDDEN");
+    let mut osaka = window.clone();
+    osaka["p"] = json!("27");
+    let (code, _, _) = refused(&app, &token("PREFECTURE", Some("13")), COUNTS, osaka).await;
+    assert_eq!(code, "FORBIDDEN");
+    let (code, _, _) = refused(&app, &token("WHOLESALER", Some("suzuken")), COUNTS, window.clone()).await;
+    assert_eq!(code, "FORBIDDEN");
+
+    // Consumption weights per site of a municipality (where the doses were given).
+    let consumption = "query($m: MunicipalityCode!, $from: NaiveDate!, $to: NaiveDate!) { doseConsumption(municipality: $m, from: $from, to: $to) { site doses } }";
+    let got = app
+        .ok(
+            &token("MUNICIPALITY", Some(SHINJUKU)),
+            consumption,
+            json!({ "m": SHINJUKU, "from": day(-40), "to": day(0) }),
+        )
+        .await["doseConsumption"]
+        .clone();
+    assert_eq!(got, json!([{ "site": s.other, "doses": 2 }]));
+    let (code, _, _) = refused(
+        &app,
+        &token("MUNICIPALITY", Some(CHIYODA)),
+        consumption,
+        json!({ "m": SHINJUKU, "from": day(-40), "to": day(0) }),
+    )
+    .await;
+    assert_eq!(code, "FORBIDDEN");
+}
