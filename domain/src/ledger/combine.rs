@@ -3,7 +3,7 @@
 //! Each withdrawal alone is one statement and one commit (`sql::withdraw_in_one_statement`),
 //! and at national peak the database spends most of its time starting statements and flushing
 //! commits rather than moving rows: measured with pgbench on this schema, one conditional update
-//! + insert per transaction ran at 0.47× a plain single-row insert, while the same work for 8
+//! and insert per transaction ran at 0.47× a plain single-row insert, while the same work for 8
 //! rows per statement moved 2.8× the rows per second of the single-row insert. So the ledger
 //! queues withdrawals and a lane worker takes whatever is waiting (up to [`MAX_BATCH`]) and
 //! writes it as ONE statement: a conditional update of every balance row from arrays, the
