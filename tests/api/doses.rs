@@ -28,10 +28,22 @@ const LEFTOVER: &str = "mutation($site: SiteCode!, $lot: LotNumber!) { writeOffL
 
 /// Inserts a resident of `municipality` and returns their coupon number.
 async fn person(app: &TestApp, municipality: &str, serial: u64, moved_out_on: Option<NaiveDate>) -> String {
+    person_row(app, municipality, serial, moved_out_on, None).await.0
+}
+
+/// As [`person`], with the My Number lookup hash given (rows of one person in two
+/// municipalities share it); returns (coupon number, person id).
+async fn person_row(
+    app: &TestApp,
+    municipality: &str,
+    serial: u64,
+    moved_out_on: Option<NaiveDate>,
+    my_number_hash: Option<&str>,
+) -> (String, i64) {
     let store = &app.running.as_ref().expect("running").store;
     let coupon = format!("{serial:010}");
     let now = chrono::Utc::now();
-    domain::entities::person::ActiveModel {
+    let row = domain::entities::person::ActiveModel {
         municipality_code: Set(municipality.to_owned()),
         coupon_number: Set(coupon.clone()),
         resident_id: Set(None),
@@ -42,7 +54,7 @@ async fn person(app: &TestApp, municipality: &str, serial: u64, moved_out_on: Op
         address: Set("東京都千代田区千代田1-1".into()),
         my_number_key_id: Set(None),
         my_number_sealed: Set(None),
-        my_number_hash: Set(None),
+        my_number_hash: Set(my_number_hash.map(str::to_owned)),
         moved_out_on: Set(moved_out_on),
         version: Set(1),
         created_at: Set(now),
@@ -53,7 +65,7 @@ async fn person(app: &TestApp, municipality: &str, serial: u64, moved_out_on: Op
     .insert(store.db())
     .await
     .expect("insert person");
-    coupon
+    (coupon, row.id)
 }
 
 /// The 18-digit coupon line of a Chiyoda coupon for dose `dose`.
@@ -711,6 +723,88 @@ async fn who_sees_which_records_and_counts() {
         &token("MUNICIPALITY", Some(CHIYODA)),
         consumption,
         json!({ "m": SHINJUKU, "from": day(-40), "to": day(0) }),
+    )
+    .await;
+    assert_eq!(code, "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn a_person_who_moved_in_brings_their_earlier_doses_along() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(60), 2).await;
+    // One person: a Chiyoda row (dose 1 given there) and, after moving, a Shinjuku row; the
+    // rows share the My Number lookup hash.
+    let hash = "ab".repeat(32);
+    let (old_coupon, old_id) = person_row(&app, CHIYODA, 11, None, Some(&hash)).await;
+    let (new_coupon, new_id) = person_row(&app, SHINJUKU, 12, None, Some(&hash)).await;
+    let first = record(
+        &app,
+        &s.base,
+        manual(CHIYODA, &old_coupon, 1, &day(-30), "FF3620", "old-1"),
+    )
+    .await;
+    let dose_one = first["record"]["id"].clone();
+    const HISTORY: &str =
+        "query($id: ID!) { personById(id: $id) { doseHistory { id personId municipality doseNumber site } } }";
+    let shinjuku = token("MUNICIPALITY", Some(SHINJUKU));
+    let before = app.ok(&shinjuku, HISTORY, json!({ "id": new_id.to_string() })).await;
+    assert_eq!(before["personById"]["doseHistory"], json!([]), "not linked yet");
+
+    app.ok(
+        &shinjuku,
+        "mutation($id: ID!) { linkEarlierRecords(personId: $id, purpose: \"転入: 接種歴の確認\") { earlierPersonId } }",
+        json!({ "id": new_id.to_string() }),
+    )
+    .await;
+    let after = app.ok(&shinjuku, HISTORY, json!({ "id": new_id.to_string() })).await;
+    assert_eq!(
+        after["personById"]["doseHistory"],
+        json!([{ "id": dose_one, "personId": old_id.to_string(), "municipality": CHIYODA, "doseNumber": 1, "site": s.base }])
+    );
+    // Dose 1 from the old municipality counts at the new one: a second dose 1 is a duplicate,
+    // and dose 2 keeps the interval from it.
+    let again = manual(SHINJUKU, &new_coupon, 1, &day(0), "FF3620", "new-1");
+    let (_, reason, _) = refused(&app, &Sites::token(&s.base), RECORD, json!({ "input": again })).await;
+    assert_eq!(reason, "DUPLICATE_DOSE");
+    let early = manual(SHINJUKU, &new_coupon, 2, &day(-25), "FF3620", "new-2-early");
+    let (_, reason, _) = refused(&app, &Sites::token(&s.base), RECORD, json!({ "input": early })).await;
+    assert_eq!(reason, "INTERVAL_TOO_SHORT");
+    let second = record(
+        &app,
+        &s.base,
+        manual(SHINJUKU, &new_coupon, 2, &day(-5), "FF3620", "new-2"),
+    )
+    .await;
+    assert_eq!(second["record"]["doseNumber"], 2);
+    let both = app.ok(&shinjuku, HISTORY, json!({ "id": new_id.to_string() })).await;
+    let numbers: Vec<u64> = both["personById"]["doseHistory"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|r| r["doseNumber"].as_u64().expect("n"))
+        .collect();
+    assert_eq!(numbers, [1, 2]);
+    // The old municipality keeps its record; the new one does not list it among its residents'.
+    let chiyoda = token("MUNICIPALITY", Some(CHIYODA));
+    let kept = app.ok(&chiyoda, RECORDS, json!({ "coupon": old_coupon })).await;
+    assert_eq!(kept["doseRecords"]["edges"][0]["node"]["id"], dose_one);
+    let listed = app.ok(&shinjuku, RECORDS, json!({})).await;
+    let listed: Vec<&Value> = listed["doseRecords"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| &e["node"]["id"])
+        .collect();
+    assert_eq!(listed, [&second["record"]["id"]], "only the dose given to its resident");
+    // Nobody else reads the new row's history.
+    let (code, _, _) = refused(&app, &chiyoda, HISTORY, json!({ "id": new_id.to_string() })).await;
+    assert_eq!(code, "NOT_FOUND");
+    let (code, _, _) = refused(
+        &app,
+        &Sites::token(&s.base),
+        HISTORY,
+        json!({ "id": new_id.to_string() }),
     )
     .await;
     assert_eq!(code, "FORBIDDEN");

@@ -218,6 +218,12 @@ impl Person {
         let n = gql(svc::my_number(store(ctx)?, keys(ctx)?, &reader(ctx)?, self.p.id, &purpose).await)?;
         Ok(n.map(|n| n.expose().to_owned()))
     }
+    /// This person's doses, oldest first: their own records and those of the earlier rows
+    /// linked by `linkEarlierRecords` (転入), voided ones left out. The person's municipality only.
+    async fn dose_history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::doses::DoseRecord>> {
+        let records = gql(domain::doses::history(store(ctx)?, caller_actor(ctx)?, self.p.id).await)?;
+        Ok(records.into_iter().map(super::doses::DoseRecord).collect())
+    }
     /// Rows of this person in other municipalities linked by `linkEarlierRecords` (転入): their
     /// dose records are this person's history. Shows no personal field of those rows.
     async fn earlier_records(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PersonLink>> {

@@ -1426,6 +1426,38 @@ pub async fn list(
     Ok((out, more))
 }
 
+/// A person's dose history as their municipality sees it: the records of the person and of
+/// every earlier row of theirs linked when they moved in (`persons::link_earlier_records`, which
+/// audited that look-up), oldest first, voided records left out. Only the person's own
+/// municipality reads it; the earlier municipalities keep their records and scope unchanged.
+pub async fn history(store: &Store, actor: &Actor, person_id: i64) -> DomainResult<Vec<DoseRecord>> {
+    use sea_orm::{EntityTrait, QuerySelect};
+    let DoseScope::Residents(m) = authz::dose_read_scope(actor)? else {
+        return Err(DomainError::Forbidden(
+            "a person's dose history is read by their municipality".into(),
+        ));
+    };
+    let owner: Option<String> = crate::entities::person::Entity::find_by_id(person_id)
+        .select_only()
+        .column(crate::entities::person::Column::MunicipalityCode)
+        .into_tuple()
+        .one(store.db())
+        .await?;
+    if owner.as_deref() != Some(m.as_str()) {
+        return Err(DomainError::not_found("person", person_id));
+    }
+    let ids = crate::persons::record_owner_ids(store.db(), person_id).await?;
+    let marks = vec!["?"; ids.len()].join(", ");
+    let sql = format!(
+        "SELECT {} FROM dose_records WHERE person_id IN ({marks}) AND status = 'ACTIVE' \
+         ORDER BY administered_on, dose_number, id",
+        sql::COLUMNS
+    );
+    let values: Vec<Value> = ids.into_iter().map(Value::from).collect();
+    let rows = store.db().query_all_raw(stmt(store.backend(), &sql, values)).await?;
+    rows.iter().map(record_from_row).collect()
+}
+
 /// What counts are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CountBy {

@@ -115,7 +115,9 @@ pub async fn persons<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// The ACTIVE doses of these persons (optionally leaving one record out: the one being amended).
+/// The ACTIVE doses of these persons (optionally leaving one record out: the one being amended),
+/// including those recorded on the earlier rows linked to them when they moved in
+/// (`person_links`): a dose given in the old municipality counts for duplicates and intervals.
 pub async fn earlier_doses<C: ConnectionTrait>(
     db: &C,
     persons: &[i64],
@@ -128,16 +130,21 @@ pub async fn earlier_doses<C: ConnectionTrait>(
     let backend = db.get_database_backend();
     let except = except.unwrap_or(0);
     let rows: Vec<QueryResult> = if pg(db) {
-        let sql = "SELECT id, person_id, dose_number, administered_on FROM dose_records \
-                   WHERE person_id = ANY(?) AND status = 'ACTIVE'";
+        let sql = "WITH q AS (SELECT UNNEST(CAST(? AS int8[])) AS pid), \
+                   o AS (SELECT pid, pid AS owner FROM q \
+                         UNION ALL SELECT l.person_id, l.earlier_person_id FROM person_links l JOIN q ON l.person_id = q.pid) \
+                   SELECT d.id, o.pid AS person_id, d.dose_number, d.administered_on \
+                   FROM o JOIN dose_records d ON d.person_id = o.owner AND d.status = 'ACTIVE'";
         db.query_all_raw(stmt(backend, sql, vec![persons.to_vec().into()]))
             .await?
     } else {
-        let sql = "SELECT id, person_id, dose_number, administered_on FROM dose_records \
-                   WHERE person_id = ? AND status = 'ACTIVE'";
+        let sql = "SELECT d.id, CAST(? AS INTEGER) AS person_id, d.dose_number, d.administered_on FROM dose_records d \
+                   WHERE d.status = 'ACTIVE' AND (d.person_id = ? \
+                     OR d.person_id IN (SELECT earlier_person_id FROM person_links WHERE person_id = ?))";
         let mut rows = Vec::new();
         for p in persons {
-            rows.extend(db.query_all_raw(stmt(backend, sql, vec![(*p).into()])).await?);
+            let values = vec![(*p).into(), (*p).into(), (*p).into()];
+            rows.extend(db.query_all_raw(stmt(backend, sql, values)).await?);
         }
         rows
     };
@@ -678,8 +685,10 @@ pub async fn lookup_pg<C: ConnectionTrait>(
                   WHERE d.recorded_by_site = CAST(? AS bpchar) AND d.idempotency_key = ANY(?)) AS keys, \
                 (SELECT COALESCE(json_agg(json_build_array(p.id, p.municipality_code, p.coupon_number, p.moved_out_on)), '[]'::json) \
                   FROM p) AS persons, \
-                (SELECT COALESCE(json_agg(json_build_array(d.person_id, d.dose_number, d.administered_on)), '[]'::json) \
-                  FROM dose_records d WHERE d.person_id = ANY(ARRAY(SELECT id FROM p)) AND d.status = 'ACTIVE') AS earlier, \
+                (SELECT COALESCE(json_agg(json_build_array(o.pid, d.dose_number, d.administered_on)), '[]'::json) \
+                  FROM (SELECT id AS pid, id AS owner FROM p UNION ALL \
+                        SELECT l.person_id, l.earlier_person_id FROM person_links l WHERE l.person_id IN (SELECT id FROM p)) o \
+                  JOIN dose_records d ON d.person_id = o.owner AND d.status = 'ACTIVE') AS earlier, \
                 (SELECT COALESCE(json_agg(json_build_array(o.person_id, o.dose_number, o.id)), '[]'::json) \
                   FROM dose_interval_overrides o WHERE o.person_id = ANY(ARRAY(SELECT id FROM p))) AS overrides, \
                 (SELECT COALESCE(json_agg(json_build_array(r.product_code, r.dose_number, r.min_days, r.min_months)), '[]'::json) \
