@@ -290,13 +290,7 @@ async fn together(db: &DatabaseConnection, batch: &[Job]) -> DomainResult<Rows> 
             row.try_get("", "product_code")?,
             row.try_get("", "lot_number")?,
         );
-        let on_hand: i64 = row.try_get("", "on_hand")?;
-        let moved = Moved {
-            on_hand: Vials::new(
-                u64::try_from(on_hand).map_err(|_| DomainError::Corrupt("negative balance returned".into()))?,
-            ),
-            expiry_date: row.try_get("", "expiry_date")?,
-        };
+        let moved = sql::moved(&row)?;
         out.insert(
             key,
             (row.try_get("", "id")?, moved, row.try_get("", "municipality_code")?),

@@ -76,7 +76,7 @@ pub struct Moved {
     pub expiry_date: NaiveDate,
 }
 
-fn moved(row: &QueryResult) -> DomainResult<Moved> {
+pub(crate) fn moved(row: &QueryResult) -> DomainResult<Moved> {
     let on_hand: i64 = row.try_get("", "on_hand")?;
     Ok(Moved {
         on_hand: Vials::new(
