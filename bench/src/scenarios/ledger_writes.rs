@@ -14,11 +14,33 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail, ensure};
 
 use super::stock_common::{self, Server};
+use crate::cpu;
 use crate::load::body_is_success;
 use crate::process::{psql, run_timed};
 use crate::scenario::{BoxFuture, Context, Measurement, Scenario, Storage};
 
 const CLIENTS: usize = 8;
+
+/// CPU microseconds per successful write in the measured window: the `vsys serve` process,
+/// this (load generator) process, and the PostgreSQL backends of the server's connections
+/// (not PostgreSQL's shared background processes such as the WAL writer). `None` where
+/// `/proc` is unreadable.
+struct CpuPerWrite {
+    server: Option<f64>,
+    load: Option<f64>,
+    database: Option<f64>,
+}
+
+/// The PostgreSQL backend processes of the server's connections (every other session of its
+/// database; the bench's own `psql` has exited by the time they are read).
+async fn server_backends(url: &str) -> Result<Vec<u32>> {
+    let out = psql(
+        url,
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await?;
+    Ok(out.lines().filter_map(|l| l.trim().parse().ok()).collect())
+}
 
 #[derive(Default)]
 pub struct LedgerWrites {
@@ -66,7 +88,8 @@ impl LedgerWrites {
     }
 
     /// Closed loop: each client books 1 vial at its own site as soon as the last one answered.
-    async fn ours(&self, ctx: &Context) -> Result<(f64, u64)> {
+    /// Also returns the CPU each side spent per successful write in the measured window.
+    async fn ours(&self, ctx: &Context) -> Result<(f64, u64, CpuPerWrite)> {
         let server = self.server.as_ref().context("setup did not run")?;
         let phase = Arc::new(AtomicU8::new(0));
         let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -101,17 +124,34 @@ impl LedgerWrites {
             }));
         }
         tokio::time::sleep(ctx.load.warmup).await;
+        // The server's database sessions as they are after the warm-up (the pool has grown).
+        let backends = server_backends(&server.database_url).await.unwrap_or_default();
+        let (server_pid, backend_cpu) = (server.pid(), || {
+            backends.iter().map(|p| cpu::process(*p)).sum::<Option<f64>>()
+        });
+        let before = [cpu::process(server_pid), cpu::this_process(), backend_cpu()];
         phase.store(1, Ordering::Relaxed);
         let start = Instant::now();
         tokio::time::sleep(ctx.load.duration).await;
         phase.store(2, Ordering::Relaxed);
         let window = start.elapsed();
+        let after = [cpu::process(server_pid), cpu::this_process(), backend_cpu()];
         for w in workers {
             w.await?;
         }
+        let ok = ok.load(Ordering::Relaxed);
+        let per_write = |i: usize| -> Option<f64> {
+            let secs = after[i]? - before[i]?;
+            (ok > 0 && !(i == 2 && backends.is_empty())).then(|| secs * 1e6 / ok as f64)
+        };
         Ok((
-            ok.load(Ordering::Relaxed) as f64 / window.as_secs_f64(),
+            ok as f64 / window.as_secs_f64(),
             failed.load(Ordering::Relaxed),
+            CpuPerWrite {
+                server: per_write(0),
+                load: per_write(1),
+                database: per_write(2),
+            },
         ))
     }
 
@@ -152,7 +192,7 @@ impl LedgerWrites {
     }
 
     async fn one_run(&mut self, ctx: &Context, run: usize) -> Result<Vec<Measurement>> {
-        let ((ours, failed), (shaped, narrow, statement)) = if run % 2 == 1 {
+        let ((ours, failed, cpu), (shaped, narrow, statement)) = if run % 2 == 1 {
             let o = self.ours(ctx).await?;
             (o, self.baselines(ctx).await?)
         } else {
@@ -166,14 +206,24 @@ impl LedgerWrites {
             self.failures.push(format!("run {run}: {failed} writes failed"));
         }
         ensure!(ours > 0.0, "no successful writes in run {run}");
-        Ok(vec![
+        let mut lines = vec![
             Measurement::new(self.name(), ours, "writes/s")
                 .against("pgbench insert, stock_entries-shaped table", shaped),
             Measurement::new(format!("{} (vs narrow insert)", self.name()), ours, "writes/s")
                 .against("pgbench insert, 4-column table", narrow),
             Measurement::new(format!("{} (vs its own SQL)", self.name()), ours, "writes/s")
                 .against("pgbench running the ledger's write statement", statement),
-        ])
+        ];
+        for (what, us) in [
+            ("server CPU", cpu.server),
+            ("load generator CPU", cpu.load),
+            ("PostgreSQL sessions CPU", cpu.database),
+        ] {
+            if let Some(us) = us {
+                lines.push(Measurement::new(format!("{} {what}", self.name()), us, "µs/write"));
+            }
+        }
+        Ok(lines)
     }
 }
 
