@@ -21,7 +21,14 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                 .foreign_keys(true)
         });
     } else {
-        opts.max_connections(32).min_connections(2);
+        // sqlx pings a pooled connection on every checkout by default: one extra round trip
+        // (and a wake-up of the PostgreSQL backend) before each statement, as much as the
+        // ledger's whole write. Only connections idle long enough to have been dropped by the
+        // server or a firewall are pinged now; a connection that broke anyway fails its
+        // statement, which reports a storage error like any other.
+        opts.max_connections(32)
+            .min_connections(2)
+            .test_before_acquire_if_idle_for(Duration::from_secs(30));
     }
     let db = Database::connect(opts)
         .await
