@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_graphql::Data;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -63,6 +64,7 @@ pub const DEFAULT_REDIS_PREFIX: &str = "vsys:";
 #[derive(Clone)]
 struct AppState {
     schema: VsysSchema,
+    parsed: ParsedQueries,
     auth: Authenticator,
     store: Store,
     redis: Option<redis::aio::ConnectionManager>,
@@ -70,6 +72,66 @@ struct AppState {
     websockets: Arc<AtomicI64>,
     websocket_ping: Duration,
     limit: RateLimit,
+}
+
+/// Parsed documents of `POST /graphql` by their exact text: clients send the same few queries
+/// over and over (a site's app books every dose with one mutation), and parsing is a sizeable
+/// share of a small request's CPU. Only parsing is skipped: validation (which depends on the
+/// variables), depth and complexity limits and execution run for every request as before. A
+/// document that does not parse is never stored, so its error comes from async-graphql's own
+/// parse each time. Bounded by text size; long documents (an inline CSV import) are not kept,
+/// and a flood of distinct queries only evicts.
+#[derive(Clone)]
+pub struct ParsedQueries(Arc<quick_cache::sync::Cache<String, ExecutableDocument, QueryWeight>>);
+
+/// Longest query text kept in [`ParsedQueries`], in bytes.
+pub const MAX_PARSED_QUERY_BYTES: usize = 16 * 1024;
+/// Total query text kept in [`ParsedQueries`], in bytes.
+const PARSED_QUERIES_BYTES: u64 = 4 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct QueryWeight;
+
+impl quick_cache::Weighter<String, ExecutableDocument> for QueryWeight {
+    fn weight(&self, key: &String, _: &ExecutableDocument) -> u64 {
+        // The parsed tree grows with the text; the text's length is a fair relative weight.
+        key.len() as u64 + 64
+    }
+}
+
+impl Default for ParsedQueries {
+    fn default() -> Self {
+        ParsedQueries(Arc::new(quick_cache::sync::Cache::with_weighter(
+            1_000,
+            PARSED_QUERIES_BYTES,
+            QueryWeight,
+        )))
+    }
+}
+
+impl ParsedQueries {
+    /// Gives `request` its parsed document from the cache, or parses it and keeps the result
+    /// when it parsed and is short enough.
+    pub fn prepare(&self, request: &mut async_graphql::Request) {
+        if request.query.len() > MAX_PARSED_QUERY_BYTES {
+            return;
+        }
+        if let Some(doc) = self.0.get(request.query.as_str()) {
+            request.set_parsed_query(doc);
+        } else if let Ok(doc) = request.parsed_query() {
+            let doc = doc.clone();
+            self.0.insert(request.query.clone(), doc);
+        }
+    }
+
+    /// How many documents are kept (for tests).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Counts an open WebSocket for as long as it lives.
@@ -205,6 +267,7 @@ pub async fn start_with_keys(
     );
     let state = AppState {
         schema,
+        parsed: ParsedQueries::default(),
         auth,
         store: store.clone(),
         redis,
@@ -327,13 +390,14 @@ async fn graphql_http(
         Ok(caller) => caller,
         Err((status, message)) => return refusal(status, &message, code::UNAUTHENTICATED),
     };
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+    let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
             let message = format!("the body must be a JSON GraphQL request: {e}");
             return refusal(StatusCode::BAD_REQUEST, &message, code::BAD_USER_INPUT);
         }
     };
+    state.parsed.prepare(&mut request);
     GraphQLResponse::from(state.schema.execute(request.data(caller)).await).into_response()
 }
 

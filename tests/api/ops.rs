@@ -183,6 +183,66 @@ async fn broken_and_invalid_queries_are_bad_user_input() {
     }
 }
 
+/// The server keeps parsed documents by their text (`server::ParsedQueries`); every request must
+/// still be answered by its own text, operation, variables and token, and a refused document is
+/// refused again the same way.
+#[tokio::test]
+async fn repeated_queries_are_answered_by_their_own_text_variables_and_token() {
+    let app = TestApp::spawn().await;
+    let n = token("NATIONAL", None);
+    let site = token("SITE", Some(&tokyo_clinic_code(1)));
+    let me = "{ me { role } }";
+    for _ in 0..2 {
+        assert_eq!(app.ok(&n, me, json!({})).await, json!({ "me": { "role": "NATIONAL" } }));
+        // Same text, another caller: the caller is not part of what is kept.
+        assert_eq!(app.ok(&site, me, json!({})).await["me"]["role"], "SITE");
+        // A text differing by one field gets its own document.
+        assert_eq!(
+            app.ok(&site, "{ me { role scope } }", json!({})).await["me"],
+            json!({ "role": "SITE", "scope": tokyo_clinic_code(1) })
+        );
+    }
+    // A bad token is refused whatever the document.
+    let (status, body) = app.post(Some("not-a-token"), me, json!({})).await;
+    assert_eq!(status, 401, "{body}");
+
+    // One document, two operations: each request runs the one it names.
+    let two = "query Me { me { role } } query Count { sites(first: 1) { totalCount } }";
+    let named = |op: &str| json!({ "query": two, "operationName": op });
+    for _ in 0..2 {
+        for (op, key) in [("Me", "me"), ("Count", "sites"), ("Me", "me")] {
+            let body: Value = app
+                .client
+                .post(app.url("/graphql"))
+                .bearer_auth(&n)
+                .json(&named(op))
+                .send()
+                .await
+                .expect("request")
+                .json()
+                .await
+                .expect("JSON");
+            assert!(body.get("errors").is_none(), "{op}: {body}");
+            let data = body["data"].as_object().expect("data");
+            assert_eq!(data.keys().collect::<Vec<_>>(), vec![key], "{op}: {body}");
+        }
+    }
+
+    // Validation runs for every request: the same text with good, bad, then good variables.
+    let q = "query($f: Int) { sites(first: $f) { totalCount } }";
+    assert_eq!(app.ok(&n, q, json!({ "f": 1 })).await["sites"]["totalCount"], 0);
+    let (code, _) = app.err(Some(&n), q, json!({ "f": "ten" })).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    assert_eq!(app.ok(&n, q, json!({ "f": 2 })).await["sites"]["totalCount"], 0);
+
+    // A document that does not parse, or does not validate, is refused each time alike.
+    for bad in ["{ me { role }", "{ me { role nope } }"] {
+        let first = app.err(Some(&n), bad, json!({})).await;
+        assert_eq!(first.0, "BAD_USER_INPUT", "{bad}: {first:?}");
+        assert_eq!(app.err(Some(&n), bad, json!({})).await, first, "{bad}");
+    }
+}
+
 /// `{ __schema { types { fields { type { ofType { … name } } } } } }` nested `depth` fields deep.
 fn nested(depth: usize) -> String {
     assert!(depth >= 5);
