@@ -41,7 +41,13 @@ use crate::stock::{Counter, Effect, EntryKind, WasteReason};
 /// Most withdrawals in one statement.
 pub const MAX_BATCH: usize = 256;
 /// Lanes (statements in flight at once). A site always uses the same lane.
-const LANES: usize = 2;
+///
+/// One: measured with 8 clients on 2 cores (`bench run --scenario ledger-writes`, same binary,
+/// back to back), one lane booked 1.6–2.1× the writes/s of two, with about half the server's and
+/// half PostgreSQL's CPU per write (135 vs 213–235 µs, 132–139 vs 256–262 µs), and four lanes
+/// were no better than two: every extra statement in flight splits the batches, and a
+/// statement and its commit cost far more than another row in one.
+const LANES: usize = 1;
 
 /// What the single statement returns: the entry id, the balance after, the site's municipality.
 pub(crate) type Outcome = Option<(i64, Moved, String)>;
