@@ -416,6 +416,76 @@ async fn every_read_of_personal_fields_is_audited_also_through_lists() {
     }
 }
 
+/// Reads that arrive together (on PostgreSQL their audit rows share one INSERT and one commit)
+/// each get their own row, committed before their answer: right after its answer every reader
+/// (its own token subject) finds its row, with its fields and purpose, and in the end the log
+/// holds exactly one row per read, also when look-ups and purpose-bearing My Number reads mix.
+#[tokio::test]
+async fn concurrent_reads_each_get_their_own_audit_row_before_their_answer() {
+    let app = TestApp::spawn().await;
+    let tok = chiyoda();
+    let coupons = ["0000000301", "0000000302", "0000000303"];
+    let mut ids = Vec::new();
+    for (i, c) in coupons.iter().enumerate() {
+        ids.push(create(&app, &tok, CHIYODA, c, &format!("並行{i}"), (i == 0).then_some(N1)).await);
+    }
+    const READERS: usize = 24;
+    let mut tasks = Vec::new();
+    for k in 0..READERS {
+        let (app, ids, tok) = (&app, &ids, &tok);
+        tasks.push(async move {
+            let subject = format!("reader-{k}");
+            let t = api::auth::issue_hs256(
+                tests::TEST_SECRET,
+                "vsys",
+                "vsys",
+                &subject,
+                "MUNICIPALITY",
+                Some(CHIYODA),
+                chrono::Duration::hours(1),
+            )
+            .expect("token");
+            let person = k % coupons.len();
+            let (query, fields, purpose) = if k % 4 == 3 {
+                (
+                    format!("{{ person(municipality: \"{CHIYODA}\", couponNumber: \"{}\") {{ id myNumber(purpose: \"照会{k}\") }} }}", coupons[0]),
+                    json!(["myNumber"]),
+                    json!(format!("照会{k}")),
+                )
+            } else {
+                (
+                    format!("{{ person(municipality: \"{CHIYODA}\", couponNumber: \"{}\") {{ id name birthDate }} }}", coupons[person]),
+                    json!(["name", "birthDate"]),
+                    Value::Null,
+                )
+            };
+            let person = if k % 4 == 3 { 0 } else { person };
+            let d = app.ok(&t, &query, json!({})).await;
+            assert_eq!(d["person"]["id"].as_str(), Some(ids[person].as_str()));
+            // Answered, so its row is committed: the reader's own row is in the log now.
+            let log = access_log(app, tok, CHIYODA, Some(&ids[person])).await;
+            let mine: Vec<&Value> = log.iter().filter(|e| e["subject"] == subject.as_str()).collect();
+            assert_eq!(mine.len(), 1, "reader {k}: {log:?}");
+            assert_eq!((&mine[0]["fields"], &mine[0]["purpose"]), (&fields, &purpose), "reader {k}");
+            (subject, ids[person].clone())
+        });
+    }
+    let mut expected: Vec<(String, String)> = futures_util::future::join_all(tasks).await;
+    expected.sort();
+    let mut logged: Vec<(String, String)> = access_log(&app, &tok, CHIYODA, None)
+        .await
+        .iter()
+        .map(|e| {
+            (
+                e["subject"].as_str().expect("subject").to_owned(),
+                e["personId"].as_str().expect("id").to_owned(),
+            )
+        })
+        .collect();
+    logged.sort();
+    assert_eq!(logged, expected);
+}
+
 #[tokio::test]
 async fn moving_in_links_earlier_records_with_an_audited_purpose() {
     let app = TestApp::spawn().await;
