@@ -22,9 +22,6 @@ pub struct Store {
     /// PostgreSQL: the stock ledger's withdrawal batching (`ledger::combine`), shared by every
     /// clone of this store.
     withdrawals: Arc<crate::ledger::combine::Combiner>,
-    /// PostgreSQL: group commit of the audit rows of personal-data reads
-    /// (`persons::audit_writer`), shared by every clone of this store.
-    audits: Arc<crate::persons::audit_writer::AuditWriter>,
 }
 
 impl Store {
@@ -37,7 +34,6 @@ impl Store {
             db,
             writer,
             withdrawals: Arc::default(),
-            audits: Arc::default(),
         }
     }
 
@@ -48,10 +44,6 @@ impl Store {
 
     pub(crate) fn withdrawals(&self) -> &crate::ledger::combine::Combiner {
         &self.withdrawals
-    }
-
-    pub(crate) fn audits(&self) -> &crate::persons::audit_writer::AuditWriter {
-        &self.audits
     }
 
     pub fn backend(&self) -> DbBackend {

@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::audit_writer::Row;
 use crate::authz::{self, Actor};
 use crate::codes::MunicipalityCode;
 use crate::entities::person_access;
@@ -64,13 +63,10 @@ pub async fn record(
     if fields.is_empty() || persons.is_empty() {
         return Ok(());
     }
-    // PostgreSQL: the rows join those of concurrent reads in one INSERT and one commit
-    // (`audit_writer`, group commit); this returns after that commit. SQLite: one INSERT, with
-    // the writer lock that comes with a write transaction.
+    // One INSERT (a page holds at most a few hundred persons). PostgreSQL runs it as its own
+    // atomic statement; SQLite needs the writer lock, which comes with a write transaction.
     if store.backend() == sea_orm::DbBackend::Postgres {
-        check(reader, persons, fields, purpose)?;
-        let rows = rows(reader, persons, fields, purpose);
-        return store.audits().write(store.db(), rows).await;
+        return record_in(store.db(), reader, persons, fields, purpose).await;
     }
     let tx = store.write().await?;
     record_in(&*tx, reader, persons, fields, purpose).await?;
@@ -88,49 +84,12 @@ pub(crate) async fn record_in<C: ConnectionTrait>(
     if fields.is_empty() || persons.is_empty() {
         return Ok(());
     }
-    check(reader, persons, fields, purpose)?;
-    write_rows(db, reader, persons, fields, purpose).await
-}
-
-/// Whether the reader may read each of `fields` of each person.
-fn check(
-    reader: &Reader<'_>,
-    persons: &[(&MunicipalityCode, i64)],
-    fields: &[PersonField],
-    purpose: Option<&Purpose>,
-) -> DomainResult<()> {
     for (m, _) in persons {
         for f in fields {
             authz::can_read_person_field(reader.actor, m, *f, purpose.map(Purpose::as_str))?;
         }
     }
-    Ok(())
-}
-
-/// The rows to append: one per person, the field names (never values) comma-separated.
-fn rows(
-    reader: &Reader<'_>,
-    persons: &[(&MunicipalityCode, i64)],
-    fields: &[PersonField],
-    purpose: Option<&Purpose>,
-) -> Vec<Row> {
-    let at = Utc::now();
-    let names = fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(",");
-    let actor = reader.actor.label();
-    let role = reader.actor.role().map_or("SYSTEM", |r| r.as_str());
-    persons
-        .iter()
-        .map(|(m, id)| Row {
-            person: *id,
-            municipality: m.to_string(),
-            actor: actor.clone(),
-            subject: reader.subject.to_owned(),
-            role: role.to_owned(),
-            at,
-            fields: names.clone(),
-            purpose: purpose.map(|p| p.as_str().to_owned()),
-        })
-        .collect()
+    write_rows(db, reader, persons, fields, purpose).await
 }
 
 /// Appends the rows without deciding anything: for reads the caller authorised on other
@@ -146,18 +105,22 @@ pub(crate) async fn write_rows<C: ConnectionTrait>(
     if fields.is_empty() || persons.is_empty() {
         return Ok(());
     }
-    let rows = rows(reader, persons, fields, purpose)
-        .into_iter()
-        .map(|r| {
+    let now = Utc::now();
+    let names = fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(",");
+    let label = reader.actor.label();
+    let role = reader.actor.role().map_or("SYSTEM", |r| r.as_str());
+    let rows = persons
+        .iter()
+        .map(|(m, id)| {
             vec![
-                r.person.into(),
-                r.municipality.into(),
-                r.actor.into(),
-                r.subject.into(),
-                r.role.into(),
-                r.at.into(),
-                r.fields.into(),
-                r.purpose.into(),
+                (*id).into(),
+                m.to_string().into(),
+                label.clone().into(),
+                reader.subject.to_owned().into(),
+                role.to_owned().into(),
+                now.into(),
+                names.clone().into(),
+                purpose.map(|p| p.as_str().to_owned()).into(),
             ]
         })
         .collect();

@@ -19,7 +19,6 @@
 //! the field and a code; ids and municipality codes are fine); know GraphQL.
 
 pub mod audit;
-pub(crate) mod audit_writer;
 pub mod coupons;
 pub mod import;
 
