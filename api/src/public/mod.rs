@@ -88,8 +88,6 @@ impl Default for PublicSettings {
 pub const MAX_DEPTH: usize = 10;
 pub const MAX_COMPLEXITY: usize = 2_000;
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-/// How many distinct parsed public queries are kept.
-const PARSED_QUERIES: usize = 1_000;
 
 /// What private mutations call once their change committed, before they answer: public answers
 /// that could predate the change stop being served, and anonymous subscribers hear of it.
@@ -139,7 +137,7 @@ pub struct PublicApi {
     /// Parsed documents by query text: the page and aggregators send the same few queries, and
     /// parsing is a sizeable share of an uncached request. Bounded; a flood of distinct
     /// queries only evicts.
-    parsed: Arc<quick_cache::sync::Cache<String, async_graphql::parser::types::ExecutableDocument>>,
+    parsed: crate::server::ParsedQueries,
 }
 
 impl PublicApi {
@@ -171,7 +169,7 @@ impl PublicApi {
             base_url: settings.base_url.clone(),
             subscriptions: Arc::new(Semaphore::new(settings.max_subscriptions)),
             websocket_ping,
-            parsed: Arc::new(quick_cache::sync::Cache::new(PARSED_QUERIES)),
+            parsed: crate::server::ParsedQueries::default(),
         }
     }
 }
@@ -251,18 +249,8 @@ async fn graphql_post(State(api): State<PublicApi>, raw: Bytes) -> Response {
         Some(hit) => (hit, Outcome::Hit),
         None => {
             let deps = Deps::default();
-            let cached_doc = api.parsed.get(&body.query);
-            let text = cached_doc.is_none().then(|| body.query.clone());
             let mut req = async_graphql::Request::new(body.query);
-            match (cached_doc, text) {
-                (Some(doc), _) => req.set_parsed_query(doc),
-                (None, Some(text)) => {
-                    if let Ok(doc) = req.parsed_query() {
-                        api.parsed.insert(text, doc.clone());
-                    }
-                }
-                (None, None) => {}
-            }
+            api.parsed.prepare(&mut req);
             if let Some(op) = body.operation_name {
                 req = req.operation_name(op);
             }
