@@ -130,6 +130,26 @@ async fn find_model<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Option<
     Ok(person::Entity::find_by_id(id).one(db).await?)
 }
 
+/// Person `id`'s row and municipality, if `actor` manages that municipality's persons; another
+/// municipality's resident is not revealed to exist (NOT_FOUND either way).
+async fn managed_model<C: ConnectionTrait>(
+    db: &C,
+    actor: &Actor,
+    id: i64,
+) -> DomainResult<(person::Model, MunicipalityCode)> {
+    let m = find_model(db, id)
+        .await?
+        .ok_or_else(|| DomainError::not_found("person", id))?;
+    let municipality: MunicipalityCode = m
+        .municipality_code
+        .parse()
+        .map_err(|_| corrupt(id, "bad municipality"))?;
+    if authz::can_manage_persons(actor, &municipality).is_err() {
+        return Err(DomainError::not_found("person", id));
+    }
+    Ok((m, municipality))
+}
+
 async fn by_coupon_model<C: ConnectionTrait>(
     db: &C,
     municipality: &MunicipalityCode,
@@ -210,17 +230,7 @@ pub async fn update(
 ) -> DomainResult<Person> {
     let details = check_details("input", details)?;
     let tx = store.write().await?;
-    let Some(old) = find_model(&*tx, id).await? else {
-        return Err(DomainError::not_found("person", id));
-    };
-    let municipality: MunicipalityCode = old
-        .municipality_code
-        .parse()
-        .map_err(|_| corrupt(id, "bad municipality"))?;
-    if authz::can_manage_persons(actor, &municipality).is_err() {
-        // Another municipality's resident is not revealed to exist.
-        return Err(DomainError::not_found("person", id));
-    }
+    let (old, municipality) = managed_model(&*tx, actor, id).await?;
     if let Some(v) = expected_version
         && v != old.version
     {
@@ -285,16 +295,7 @@ pub async fn record_move_out(store: &Store, actor: &Actor, id: i64, on: Option<N
         return Err(DomainError::invalid("movedOutOn", "must not be in the future"));
     }
     let tx = store.write().await?;
-    let Some(old) = find_model(&*tx, id).await? else {
-        return Err(DomainError::not_found("person", id));
-    };
-    let municipality: MunicipalityCode = old
-        .municipality_code
-        .parse()
-        .map_err(|_| corrupt(id, "bad municipality"))?;
-    if authz::can_manage_persons(actor, &municipality).is_err() {
-        return Err(DomainError::not_found("person", id));
-    }
+    let (old, _) = managed_model(&*tx, actor, id).await?;
     if old.moved_out_on == on {
         return from_model(old);
     }
@@ -440,16 +441,7 @@ pub struct Link {
 /// The links of person `id` (its municipality only). No personal field leaves here: an
 /// earlier row is shown by its id, municipality, coupon number and move-out date.
 pub async fn links(store: &Store, actor: &Actor, id: i64) -> DomainResult<Vec<Link>> {
-    let m = find_model(store.db(), id)
-        .await?
-        .ok_or_else(|| DomainError::not_found("person", id))?;
-    let municipality: MunicipalityCode = m
-        .municipality_code
-        .parse()
-        .map_err(|_| corrupt(id, "bad municipality"))?;
-    if authz::can_manage_persons(actor, &municipality).is_err() {
-        return Err(DomainError::not_found("person", id));
-    }
+    managed_model(store.db(), actor, id).await?;
     load_links(store.db(), id).await
 }
 
@@ -504,16 +496,7 @@ pub async fn link_earlier_records(
     purpose: &Purpose,
 ) -> DomainResult<Vec<Link>> {
     let tx = store.write().await?;
-    let m = find_model(&*tx, id)
-        .await?
-        .ok_or_else(|| DomainError::not_found("person", id))?;
-    let municipality: MunicipalityCode = m
-        .municipality_code
-        .parse()
-        .map_err(|_| corrupt(id, "bad municipality"))?;
-    if authz::can_manage_persons(reader.actor, &municipality).is_err() {
-        return Err(DomainError::not_found("person", id));
-    }
+    let (m, municipality) = managed_model(&*tx, reader.actor, id).await?;
     authz::can_read_person_field(
         reader.actor,
         &municipality,
