@@ -342,9 +342,18 @@ pub async fn by_coupon(
             "persons of {municipality} are read only by that municipality"
         )));
     }
+    // Decided before the look-up, so a refused field reveals nothing about who exists.
+    audit::authorize(reader, municipality, fields, None)?;
+    let not_found = || DomainError::not_found("coupon number", format!("{coupon} in {municipality}"));
+    if store.backend() == sea_orm::DbBackend::Postgres && !fields.is_empty() {
+        let m = audit::by_coupon_audited_pg(store.db(), reader, municipality, coupon, fields)
+            .await?
+            .ok_or_else(not_found)?;
+        return from_model(m);
+    }
     let m = by_coupon_model(store.db(), municipality, coupon)
         .await?
-        .ok_or_else(|| DomainError::not_found("coupon number", format!("{coupon} in {municipality}")))?;
+        .ok_or_else(not_found)?;
     let p = from_model(m)?;
     audit::record(store, reader, &[(&p.municipality, p.id)], fields, None).await?;
     Ok(p)
