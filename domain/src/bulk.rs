@@ -26,7 +26,6 @@ use sea_orm::{
     Statement,
 };
 use tokio::sync::Mutex;
-use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::error::DomainResult;
 use crate::store::Store;
@@ -203,10 +202,12 @@ impl<'c> Rows<'c> {
         }
     }
 
-    /// The binary data encoded so far, once it is worth sending (about [`COPY_PIECE`]).
-    pub(crate) fn take_piece(&mut self) -> Option<Vec<u8>> {
+    /// The binary data encoded so far, once it is worth sending (about [`COPY_PIECE`]). Encoding
+    /// goes on in a buffer the stream has sent already ([`Pieces::spare`]) when there is one,
+    /// so a large write reuses a few buffers instead of touching fresh memory for every piece.
+    pub(crate) fn take_piece(&mut self, pieces: &Pieces) -> Option<Vec<u8>> {
         let b = self.binary.as_mut().filter(|b| b.len() >= COPY_PIECE)?;
-        Some(std::mem::replace(b, Vec::with_capacity(COPY_PIECE + 4096)))
+        Some(std::mem::replace(b, pieces.spare()))
     }
 
     /// The rest of the binary data, with the trailer that ends the stream.
@@ -260,6 +261,54 @@ pub(crate) async fn write<C: Target>(db: &C, table: &str, rows: Rows<'_>) -> Dom
             copy.copy_in(&sql, &rows.last_piece()).await
         }
         _ => insert(db, table, rows.columns, rows.values, None).await,
+    }
+}
+
+/// Pieces of binary COPY data on their way from an encoding thread to [`CopyTx::copy_stream`]:
+/// at most [`PIECES_AHEAD`] wait (the encoder blocks when the server falls behind, so memory
+/// stays bounded), and sent buffers come back to be encoded into again.
+pub(crate) struct Pieces {
+    out: tokio::sync::mpsc::Sender<Vec<u8>>,
+    spares: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+/// The receiving end of [`Pieces`], for [`CopyTx::copy_stream`].
+pub(crate) struct PieceStream {
+    pieces: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    spares: std::sync::mpsc::Sender<Vec<u8>>,
+}
+
+/// Encoded pieces that may wait for the server at once (about 1 MiB each).
+const PIECES_AHEAD: usize = 8;
+
+impl Pieces {
+    pub(crate) fn channel() -> (Pieces, PieceStream) {
+        let (out, pieces) = tokio::sync::mpsc::channel(PIECES_AHEAD);
+        let (give_back, spares) = std::sync::mpsc::channel();
+        (
+            Pieces { out, spares },
+            PieceStream {
+                pieces,
+                spares: give_back,
+            },
+        )
+    }
+
+    /// Sends a piece, waiting while [`PIECES_AHEAD`] are queued (from a blocking thread only).
+    /// `false` when the stream is gone: the COPY failed, and its error is the one to report.
+    pub(crate) fn send(&self, piece: Vec<u8>) -> bool {
+        self.out.blocking_send(piece).is_ok()
+    }
+
+    /// An empty buffer for the next piece: one the stream has sent, or a new one.
+    fn spare(&self) -> Vec<u8> {
+        match self.spares.try_recv() {
+            Ok(mut b) => {
+                b.clear();
+                b
+            }
+            Err(_) => Vec::with_capacity(COPY_PIECE + 4096),
+        }
     }
 }
 
@@ -345,14 +394,16 @@ impl CopyTx {
     }
 
     /// Runs `sql` (from [`copy_sql`]) with the pieces `data` yields as they come, so the server
-    /// stores rows while the sender is still encoding the next ones; finishes when every sender
+    /// stores rows while the sender is still encoding the next ones; finishes when the sender
     /// is gone. A sender that fails midway must make the caller roll back: the server accepts a
     /// stream cut short.
-    pub(crate) async fn copy_stream(&self, sql: &str, mut data: UnboundedReceiver<Vec<u8>>) -> DomainResult<()> {
+    pub(crate) async fn copy_stream(&self, sql: &str, mut data: PieceStream) -> DomainResult<()> {
         let mut tx = self.tx.lock().await;
         let mut copy = tx.copy_in_raw(sql).await.map_err(exec_err)?;
-        while let Some(piece) = data.recv().await {
-            copy.send(piece).await.map_err(exec_err)?;
+        while let Some(piece) = data.pieces.recv().await {
+            copy.send(piece.as_slice()).await.map_err(exec_err)?;
+            // The encoder may have finished and gone: then nobody needs the buffer.
+            let _ = data.spares.send(piece);
         }
         copy.finish().await.map_err(exec_err)?;
         Ok(())

@@ -115,8 +115,8 @@ impl Appended<'_> {
         crate::bulk::write(db, "outbox", self.rows).await
     }
 
-    pub(crate) fn take_piece(&mut self) -> Option<Vec<u8>> {
-        self.rows.take_piece()
+    pub(crate) fn take_piece(&mut self, pieces: &crate::bulk::Pieces) -> Option<Vec<u8>> {
+        self.rows.take_piece(pieces)
     }
 
     pub(crate) fn last_piece(self) -> Vec<u8> {

@@ -10,13 +10,16 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic, QueryFilter, QueryOrder,
+    QueryResult, QuerySelect, QueryTrait,
+};
 
 use super::rows::{self, boxes};
 use super::{load_round, not_received};
 use crate::allocation::{AllocationOwner, AllocationStatus, Level, Round};
 use crate::authz::{self, Actor, AllocationAccess, OrderScope};
-use crate::bulk::{Cell, CopyTx, Rows, Target};
+use crate::bulk::{Cell, CopyTx, Pieces, Rows, Target};
 use crate::codes::{MunicipalityCode, SiteCode, WholesalerId};
 use crate::entities::{allocation as allocation_e, allocation_line, order as order_e, order_ancillary, site};
 use crate::error::{BlockingItem, DomainError, DomainResult};
@@ -106,28 +109,31 @@ async fn lines_and_sites<C: ConnectionTrait>(db: &C, ids: &[i32]) -> DomainResul
             .and_where(allocation_line::Column::AllocationId.is_in(chunk.to_vec()))
             .and_where(allocation_line::Column::Boxes.gt(0))
             .to_owned();
-        for row in site::Entity::find()
+        // Rows as the driver returns them: decoding into models (and checking) waits until the
+        // builder needs each site, so in the deadline run it overlaps the COPY.
+        let query = site::Entity::find()
             .filter(site::Column::Code.in_subquery(named))
-            .all(db)
-            .await?
-        {
-            sites.rows.insert(row.code.clone(), row);
+            .build(db.get_database_backend());
+        for row in db.query_all_raw(query).await? {
+            let code: String = row.try_get("", site::Column::Code.as_str())?;
+            sites.rows.insert(code, row);
         }
     }
     Ok((lines, sites))
 }
 
-/// Site rows as read, converted (and so checked) on first use.
+/// Site rows as read, decoded and converted (and so checked) on first use.
 #[derive(Default)]
 struct Sites {
-    rows: HashMap<String, site::Model>,
+    rows: HashMap<String, QueryResult>,
     checked: HashMap<String, Site>,
 }
 
 impl Sites {
     fn get(&mut self, code: &str) -> DomainResult<&Site> {
         if let Some(row) = self.rows.remove(code) {
-            self.checked.insert(code.to_owned(), site_from_model(row)?);
+            let model = site::Model::from_query_result(&row, "")?;
+            self.checked.insert(code.to_owned(), site_from_model(model)?);
         }
         self.checked
             .get(code)
@@ -151,9 +157,8 @@ struct Planned {
     phases: Vec<(&'static str, Duration)>,
 }
 
-/// What one municipality's lines become: its orders with their `order.created` messages, or
-/// every problem that blocks it.
-type MunicipalityPlan = Result<Vec<(Order, String)>, (MunicipalityCode, Vec<BlockingItem>)>;
+/// What one municipality's lines become: its orders, or every problem that blocks it.
+type MunicipalityPlan = Result<Vec<Order>, (MunicipalityCode, Vec<BlockingItem>)>;
 
 /// What is fixed for a whole run of planning.
 struct Planner<'a> {
@@ -179,11 +184,7 @@ impl Planner<'_> {
             let n = boxes(n, "allocation line", &code)?;
             let site = sites.get(&code)?;
             match build_order(self.round, h.id, self.product, site, &m, n, self.now, &self.label) {
-                Ok(o) => {
-                    let payload = serde_json::to_string(&order::order_created(&o, self.round, site))
-                        .map_err(|e| DomainError::Corrupt(e.to_string()))?;
-                    orders.push((o, payload));
-                }
+                Ok(o) => orders.push(o),
                 Err(p) => problems.push(blocking(&code, p)),
             }
         }
@@ -192,6 +193,13 @@ impl Planner<'_> {
         } else {
             Err((m, problems))
         })
+    }
+
+    /// The `order.created` message of an order built by [`Planner::municipality`].
+    fn message(&self, o: &Order, sites: &mut Sites) -> DomainResult<String> {
+        let site = sites.get(o.site.as_str())?;
+        serde_json::to_string(&order::order_created(o, self.round, site))
+            .map_err(|e| DomainError::Corrupt(e.to_string()))
     }
 }
 
@@ -222,7 +230,10 @@ async fn plan<C: ConnectionTrait>(
     for h in headers {
         match planner.municipality(h, lines.remove(&h.id).unwrap_or_default(), &mut sites)? {
             Ok(orders) => {
-                planned.orders.extend(orders);
+                for o in orders {
+                    let message = planner.message(&o, &mut sites)?;
+                    planned.orders.push((o, message));
+                }
                 planned.confirmable.push(h.id);
             }
             Err(blocked) => planned.blocked.push(blocked),
@@ -257,8 +268,8 @@ fn n(x: u64) -> Cell<'static> {
     Cell::Int8(i64::try_from(x).unwrap_or(i64::MAX))
 }
 
-/// Adds an order to `orders` and its `order.created` message to `outbox`.
-fn push_order(orders: &mut Rows<'_>, outbox: &mut outbox::Appended<'_>, o: Order, payload: String) {
+/// Adds an order's row to `orders`.
+fn push_order(orders: &mut Rows<'_>, o: &Order) {
     orders.push(&[
         Cell::Text(&o.id),
         Cell::Int4(o.round),
@@ -276,6 +287,10 @@ fn push_order(orders: &mut Rows<'_>, outbox: &mut outbox::Appended<'_>, o: Order
         Cell::Text(&o.created_by),
         Cell::Text(&rows::ancillaries_column(&o.ancillaries)),
     ]);
+}
+
+/// Adds an order's `order.created` message to `outbox`.
+fn push_message(outbox: &mut outbox::Appended<'_>, o: Order, payload: String) {
     outbox.push(&NewOutboxEntry {
         topic: TOPIC_ORDER_CREATED.to_owned(),
         aggregate_type: AGGREGATE_ORDER.to_owned(),
@@ -318,7 +333,8 @@ pub(super) async fn write_orders<C: Target>(
     let mut order_rows = Rows::new(db, &ORDER_COLUMNS);
     let mut outbox_rows = outbox::Appended::new(db, now);
     for (o, payload) in std::mem::take(&mut planned.orders) {
-        push_order(&mut order_rows, &mut outbox_rows, o, payload);
+        push_order(&mut order_rows, &o);
+        push_message(&mut outbox_rows, o, payload);
     }
     planned.phases.push(("preparing rows", start.elapsed()));
     let mut lap = Instant::now();
@@ -371,11 +387,13 @@ struct Built {
 }
 
 /// The deadline run on a [`CopyTx`] (PostgreSQL): everything but the commit. The same plan and
-/// rows as [`write_orders`], but pipelined: a blocking task checks sites and builds orders,
-/// messages and their COPY rows municipality by municipality, while this task streams them to
-/// the server — orders first, then outbox entries — so building overlaps storing on the
-/// machine's other core. Only complete municipalities reach the stream (a blocked one is
-/// decided before any of its rows is encoded).
+/// rows as [`write_orders`], but pipelined: a blocking task checks sites and builds orders and
+/// their COPY rows municipality by municipality, then the `order.created` messages and theirs,
+/// while this task streams them to the server — orders, then outbox entries — so building
+/// overlaps storing on the machine's other core. Only complete municipalities reach the stream
+/// (a blocked one is decided before any of its rows is encoded). The messages are built after
+/// the orders rather than beside them, so they need not wait in memory for the orders' COPY
+/// to end.
 async fn confirm_all_by_copy(tx: &CopyTx, actor: &Actor, round_id: i32) -> DomainResult<Written> {
     let start = Instant::now();
     let round = load_round(tx, round_id).await?;
@@ -387,8 +405,8 @@ async fn confirm_all_by_copy(tx: &CopyTx, actor: &Actor, round_id: i32) -> Domai
     let mut phases = vec![("loading lines and sites", start.elapsed())];
     let mut lap = Instant::now();
 
-    let (orders_out, orders_in) = tokio::sync::mpsc::unbounded_channel();
-    let (outbox_out, outbox_in) = tokio::sync::mpsc::unbounded_channel();
+    let (orders_out, orders_in) = Pieces::channel();
+    let (outbox_out, outbox_in) = Pieces::channel();
     let label = actor.label();
     let builder = tokio::task::spawn_blocking(move || -> DomainResult<Built> {
         let planner = Planner {
@@ -397,30 +415,42 @@ async fn confirm_all_by_copy(tx: &CopyTx, actor: &Actor, round_id: i32) -> Domai
             now,
             label,
         };
-        let mut order_rows = Rows::for_copy(&ORDER_COLUMNS);
-        let mut outbox_rows = outbox::Appended::for_copy(now);
         let mut built = Built::default();
+        let mut orders = Vec::with_capacity(lines.values().map(Vec::len).sum());
+        let mut order_rows = Rows::for_copy(&ORDER_COLUMNS);
         for h in &headers {
             match planner.municipality(h, lines.remove(&h.id).unwrap_or_default(), &mut sites)? {
-                Ok(orders) => {
-                    built.orders += orders.len() as u64;
-                    for (o, payload) in orders {
-                        push_order(&mut order_rows, &mut outbox_rows, o, payload);
+                Ok(planned) => {
+                    for o in planned {
+                        push_order(&mut order_rows, &o);
+                        orders.push(o);
                     }
                     built.confirmable.push(h.id);
                 }
                 Err(blocked) => built.blocked.push(blocked),
             }
-            // A closed channel means the COPY failed; its error is the one reported.
-            if let Some(piece) = order_rows.take_piece() {
-                let _ = orders_out.send(piece);
-            }
-            if let Some(piece) = outbox_rows.take_piece() {
-                let _ = outbox_out.send(piece);
+            if let Some(piece) = order_rows.take_piece(&orders_out)
+                && !orders_out.send(piece)
+            {
+                return Ok(built); // the COPY failed; its error is the one reported
             }
         }
-        let _ = orders_out.send(order_rows.last_piece());
-        let _ = outbox_out.send(outbox_rows.last_piece());
+        if !orders_out.send(order_rows.last_piece()) {
+            return Ok(built);
+        }
+        drop(orders_out);
+        built.orders = orders.len() as u64;
+        let mut outbox_rows = outbox::Appended::for_copy(now);
+        for o in orders {
+            let message = planner.message(&o, &mut sites)?;
+            push_message(&mut outbox_rows, o, message);
+            if let Some(piece) = outbox_rows.take_piece(&outbox_out)
+                && !outbox_out.send(piece)
+            {
+                return Ok(built);
+            }
+        }
+        outbox_out.send(outbox_rows.last_piece());
         Ok(built)
     });
     let orders = tx
@@ -436,14 +466,20 @@ async fn confirm_all_by_copy(tx: &CopyTx, actor: &Actor, round_id: i32) -> Domai
             tx.copy_stream(&crate::bulk::copy_sql("outbox", &outbox::COLUMNS), outbox_in)
                 .await
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            drop(outbox_in); // so a builder waiting to send outbox pieces stops
+            Err(e)
+        }
     };
     // The builder's own error first: a stream it cut short is not a complete one.
     let built = builder
         .await
         .map_err(|e| DomainError::Corrupt(format!("building the deadline run's rows failed: {e}")))??;
     copied?;
-    phases.push(("copying outbox entries", lap.elapsed()));
+    phases.push((
+        "building messages and copying outbox entries (overlapped)",
+        lap.elapsed(),
+    ));
     lap = Instant::now();
     mark_confirmed(tx, &built.confirmable, actor, now).await?;
     phases.push(("marking allocations confirmed", lap.elapsed()));
