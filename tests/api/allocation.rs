@@ -1203,6 +1203,22 @@ async fn concurrent_confirmations_write_orders_exactly_once() {
     assert_eq!(code, "NOT_FOUND", "another wholesaler's order is not revealed");
 }
 
+/// `vsys allocations confirm-all --round <round>`, run by the operator next to the running
+/// server.
+async fn deadline_run(app: &TestApp, round: i64) -> Result<(), String> {
+    use api::config::{AllocationsCommand, Cli, Command, DbArgs};
+    api::cli::run(Cli {
+        command: Command::Allocations(AllocationsCommand::ConfirmAll {
+            round: i32::try_from(round).expect("round id"),
+            db: DbArgs {
+                database_url: app.db.url.clone(),
+            },
+        }),
+    })
+    .await
+    .map_err(|e| format!("{e:#}"))
+}
+
 #[tokio::test]
 async fn the_deadline_run_confirms_every_draft_municipality_and_reports_the_blocked() {
     let app = TestApp::spawn().await;
@@ -1232,17 +1248,7 @@ async fn the_deadline_run_confirms_every_draft_municipality_and_reports_the_bloc
         json!({ "round": round, "lines": [{ "child": sites.a, "boxes": 2 }, { "child": sites.no_wholesaler, "boxes": 1 }] }),
     )
     .await;
-    // `vsys allocations confirm-all`, run by the operator next to the running server.
-    use api::config::{AllocationsCommand, Cli, Command, DbArgs};
-    let cli = Cli {
-        command: Command::Allocations(AllocationsCommand::ConfirmAll {
-            round: i32::try_from(round).expect("round id"),
-            db: DbArgs {
-                database_url: app.db.url.clone(),
-            },
-        }),
-    };
-    api::cli::run(cli).await.expect("deadline run");
+    deadline_run(&app, round).await.expect("deadline run");
     let n = token("NATIONAL", None);
     let q =
         "query($round: Int!) { allocations(round: $round, level: MUNICIPALITY, prefecture: \"13\") { owner status } }";
@@ -1272,6 +1278,79 @@ async fn the_deadline_run_confirms_every_draft_municipality_and_reports_the_bloc
     let outbox = app.ok(&n, OUTBOX, json!({})).await["outbox"].clone();
     assert_eq!(outbox.as_array().map(Vec::len), Some(1));
     assert_eq!(outbox[0]["payload"]["items"][0]["boxes"], 4);
+}
+
+/// A site moved to another municipality after its first municipality gave it boxes: both
+/// allocations name it. The deadline run (on PostgreSQL split over several builders, which may
+/// each hold one of the two lines) blocks the municipality the site left and orders for the
+/// one it joined.
+#[tokio::test]
+async fn the_deadline_run_orders_a_moved_site_only_for_its_new_municipality() {
+    let app = TestApp::spawn().await;
+    let sites = seed_sites(&app).await;
+    import_population(&app).await;
+    let round = create_round(&app, Some(1000)).await;
+    for (t, owner) in [
+        (token("NATIONAL", None), "NATIONAL"),
+        (token("PREFECTURE", Some("13")), "13"),
+    ] {
+        app.ok(&t, &propose_q(), json!({ "round": round, "owner": owner }))
+            .await;
+        app.ok(&t, CONFIRM, json!({ "round": round, "owner": owner })).await;
+    }
+    app.ok(
+        &token("MUNICIPALITY", Some(CHIYODA)),
+        &set_lines_q(),
+        json!({ "round": round, "lines": [{ "child": sites.a, "boxes": 2 }] }),
+    )
+    .await;
+    let n = token("NATIONAL", None);
+    app.ok(
+        &n,
+        "mutation($c: SiteCode!, $m: MunicipalityCode!) { updateSite(code: $c, input: { municipality: $m }) { code } }",
+        json!({ "c": sites.a, "m": SHINJUKU }),
+    )
+    .await;
+    app.ok(
+        &token("MUNICIPALITY", Some(SHINJUKU)),
+        &set_lines_q(),
+        json!({ "round": round, "lines": [{ "child": sites.a, "boxes": 3 }, { "child": sites.shinjuku, "boxes": 1 }] }),
+    )
+    .await;
+
+    deadline_run(&app, round).await.expect("deadline run");
+    let q =
+        "query($round: Int!) { allocations(round: $round, level: MUNICIPALITY, prefecture: \"13\") { owner status } }";
+    let list = app.ok(&n, q, json!({ "round": round })).await["allocations"].clone();
+    let status_of = |m: &str| {
+        list.as_array()
+            .expect("list")
+            .iter()
+            .find(|a| a["owner"] == m)
+            .map(|a| a["status"].clone())
+    };
+    assert_eq!(
+        status_of(CHIYODA),
+        Some(json!("DRAFT")),
+        "the site left Chiyoda: blocked"
+    );
+    assert_eq!(status_of(SHINJUKU), Some(json!("CONFIRMED")));
+    let orders = app.ok(&n, ORDERS, json!({ "filter": { "round": round } })).await;
+    let mut want = vec![format!("{round}-{}", sites.a), format!("{round}-{}", sites.shinjuku)];
+    want.sort();
+    assert_eq!(order_ids(&orders), want);
+    let moved = orders["orders"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| &e["node"])
+        .find(|o| o["site"] == json!(sites.a))
+        .expect("the moved site's order")
+        .clone();
+    assert_eq!(moved["municipality"], SHINJUKU);
+    assert_eq!(moved["boxes"], 3);
+    let outbox = app.ok(&n, OUTBOX, json!({})).await["outbox"].clone();
+    assert_eq!(outbox.as_array().map(Vec::len), Some(2), "one message per order");
 }
 
 #[tokio::test]
@@ -1342,17 +1421,7 @@ async fn the_deadline_run_stores_the_same_rows_as_municipalities_confirming_thei
         app.ok(&token("MUNICIPALITY", Some(m)), CONFIRM, json!({ "round": rounds[0] }))
             .await;
     }
-    use api::config::{AllocationsCommand, Cli, Command, DbArgs};
-    api::cli::run(Cli {
-        command: Command::Allocations(AllocationsCommand::ConfirmAll {
-            round: i32::try_from(rounds[1]).expect("round id"),
-            db: DbArgs {
-                database_url: app.db.url.clone(),
-            },
-        }),
-    })
-    .await
-    .expect("deadline run");
+    deadline_run(&app, rounds[1]).await.expect("deadline run");
 
     let db = api::db::connect(&app.db.url).await.expect("connect");
     // Per round: (orders, outbox entries) with the round, actor and time set aside.
@@ -1540,16 +1609,7 @@ async fn a_deadline_run_that_fails_midway_stores_nothing() {
     .await
     .expect("corrupt a site");
 
-    use api::config::{AllocationsCommand, Cli, Command, DbArgs};
-    let run = api::cli::run(Cli {
-        command: Command::Allocations(AllocationsCommand::ConfirmAll {
-            round: i32::try_from(round).expect("round id"),
-            db: DbArgs {
-                database_url: app.db.url.clone(),
-            },
-        }),
-    })
-    .await;
+    let run = deadline_run(&app, round).await;
     assert!(run.is_err(), "the run reports the failure");
     assert_eq!(order_ids(&app.ok(&n, ORDERS, json!({})).await), Vec::<String>::new());
     assert_eq!(app.ok(&n, OUTBOX, json!({})).await["outbox"], json!([]));
