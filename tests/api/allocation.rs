@@ -1148,8 +1148,9 @@ async fn concurrent_edits_never_hand_out_more_than_received() {
     assert_eq!(a["version"], 4, "three edits after creation");
 }
 
-#[tokio::test]
-async fn concurrent_confirmations_write_orders_exactly_once() {
+/// A server with the seeded sites and a round of 1,000 boxes confirmed by NATIONAL and by Tokyo
+/// (prefecture 13), so that every Tokyo municipality holds a draft allocation to give to sites.
+async fn round_for_municipalities() -> (TestApp, Sites, i64) {
     let app = TestApp::spawn().await;
     let sites = seed_sites(&app).await;
     import_population(&app).await;
@@ -1162,6 +1163,12 @@ async fn concurrent_confirmations_write_orders_exactly_once() {
             .await;
         app.ok(&t, CONFIRM, json!({ "round": round, "owner": owner })).await;
     }
+    (app, sites, round)
+}
+
+#[tokio::test]
+async fn concurrent_confirmations_write_orders_exactly_once() {
+    let (app, sites, round) = round_for_municipalities().await;
     let chiyoda = token("MUNICIPALITY", Some(CHIYODA));
     app.ok(
         &chiyoda,
@@ -1221,18 +1228,7 @@ async fn deadline_run(app: &TestApp, round: i64) -> Result<(), String> {
 
 #[tokio::test]
 async fn the_deadline_run_confirms_every_draft_municipality_and_reports_the_blocked() {
-    let app = TestApp::spawn().await;
-    let sites = seed_sites(&app).await;
-    import_population(&app).await;
-    let round = create_round(&app, Some(1000)).await;
-    for (t, owner) in [
-        (token("NATIONAL", None), "NATIONAL"),
-        (token("PREFECTURE", Some("13")), "13"),
-    ] {
-        app.ok(&t, &propose_q(), json!({ "round": round, "owner": owner }))
-            .await;
-        app.ok(&t, CONFIRM, json!({ "round": round, "owner": owner })).await;
-    }
+    let (app, sites, round) = round_for_municipalities().await;
     // Shinjuku's only site can be ordered for; Chiyoda gives a box to a site without a
     // wholesaler and is blocked.
     let shinjuku = token("MUNICIPALITY", Some(SHINJUKU));
@@ -1286,18 +1282,7 @@ async fn the_deadline_run_confirms_every_draft_municipality_and_reports_the_bloc
 /// one it joined.
 #[tokio::test]
 async fn the_deadline_run_orders_a_moved_site_only_for_its_new_municipality() {
-    let app = TestApp::spawn().await;
-    let sites = seed_sites(&app).await;
-    import_population(&app).await;
-    let round = create_round(&app, Some(1000)).await;
-    for (t, owner) in [
-        (token("NATIONAL", None), "NATIONAL"),
-        (token("PREFECTURE", Some("13")), "13"),
-    ] {
-        app.ok(&t, &propose_q(), json!({ "round": round, "owner": owner }))
-            .await;
-        app.ok(&t, CONFIRM, json!({ "round": round, "owner": owner })).await;
-    }
+    let (app, sites, round) = round_for_municipalities().await;
     app.ok(
         &token("MUNICIPALITY", Some(CHIYODA)),
         &set_lines_q(),
@@ -1577,16 +1562,8 @@ async fn orders_from_before_the_ancillaries_column_still_show_their_ancillary_ro
 async fn a_deadline_run_that_fails_midway_stores_nothing() {
     use sea_orm::ConnectionTrait;
 
-    let app = TestApp::spawn().await;
-    let sites = seed_sites(&app).await;
-    import_population(&app).await;
-    let round = create_round(&app, Some(1000)).await;
+    let (app, sites, round) = round_for_municipalities().await;
     let n = token("NATIONAL", None);
-    for (t, owner) in [(n.clone(), "NATIONAL"), (token("PREFECTURE", Some("13")), "13")] {
-        app.ok(&t, &propose_q(), json!({ "round": round, "owner": owner }))
-            .await;
-        app.ok(&t, CONFIRM, json!({ "round": round, "owner": owner })).await;
-    }
     for (m, lines) in [
         (
             CHIYODA,
