@@ -130,13 +130,8 @@ async fn find_model<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Option<
     Ok(person::Entity::find_by_id(id).one(db).await?)
 }
 
-/// Person `id`'s row and municipality, if `actor` manages that municipality's persons; another
-/// municipality's resident is not revealed to exist (NOT_FOUND either way).
-async fn managed_model<C: ConnectionTrait>(
-    db: &C,
-    actor: &Actor,
-    id: i64,
-) -> DomainResult<(person::Model, MunicipalityCode)> {
+/// Person `id`'s row and its municipality (NOT_FOUND if there is no such person).
+async fn model_in_municipality<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<(person::Model, MunicipalityCode)> {
     let m = find_model(db, id)
         .await?
         .ok_or_else(|| DomainError::not_found("person", id))?;
@@ -144,6 +139,17 @@ async fn managed_model<C: ConnectionTrait>(
         .municipality_code
         .parse()
         .map_err(|_| corrupt(id, "bad municipality"))?;
+    Ok((m, municipality))
+}
+
+/// Person `id`'s row and municipality, if `actor` manages that municipality's persons; another
+/// municipality's resident is not revealed to exist (NOT_FOUND either way).
+async fn managed_model<C: ConnectionTrait>(
+    db: &C,
+    actor: &Actor,
+    id: i64,
+) -> DomainResult<(person::Model, MunicipalityCode)> {
+    let (m, municipality) = model_in_municipality(db, id).await?;
     if authz::can_manage_persons(actor, &municipality).is_err() {
         return Err(DomainError::not_found("person", id));
     }
@@ -404,13 +410,7 @@ pub async fn my_number(
     id: i64,
     purpose: &Purpose,
 ) -> DomainResult<Option<MyNumber>> {
-    let m = find_model(store.db(), id)
-        .await?
-        .ok_or_else(|| DomainError::not_found("person", id))?;
-    let municipality: MunicipalityCode = m
-        .municipality_code
-        .parse()
-        .map_err(|_| corrupt(id, "bad municipality"))?;
+    let (m, municipality) = model_in_municipality(store.db(), id).await?;
     authz::can_read_person_field(
         reader.actor,
         &municipality,
