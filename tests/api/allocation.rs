@@ -1226,6 +1226,21 @@ async fn deadline_run(app: &TestApp, round: i64) -> Result<(), String> {
     .map_err(|e| format!("{e:#}"))
 }
 
+/// The status of each Tokyo municipality's allocation of `round`, by owner, as NATIONAL sees it.
+async fn tokyo_statuses(app: &TestApp, round: i64) -> std::collections::BTreeMap<String, String> {
+    let q =
+        "query($round: Int!) { allocations(round: $round, level: MUNICIPALITY, prefecture: \"13\") { owner status } }";
+    let list = app.ok(&token("NATIONAL", None), q, json!({ "round": round })).await["allocations"].clone();
+    list.as_array()
+        .expect("list")
+        .iter()
+        .map(|a| {
+            let text = |v: &Value| v.as_str().expect("text").to_owned();
+            (text(&a["owner"]), text(&a["status"]))
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn the_deadline_run_confirms_every_draft_municipality_and_reports_the_blocked() {
     let (app, sites, round) = round_for_municipalities().await;
@@ -1246,24 +1261,11 @@ async fn the_deadline_run_confirms_every_draft_municipality_and_reports_the_bloc
     .await;
     deadline_run(&app, round).await.expect("deadline run");
     let n = token("NATIONAL", None);
-    let q =
-        "query($round: Int!) { allocations(round: $round, level: MUNICIPALITY, prefecture: \"13\") { owner status } }";
-    let list = app.ok(&n, q, json!({ "round": round })).await["allocations"].clone();
-    let status_of = |m: &str| {
-        list.as_array()
-            .expect("list")
-            .iter()
-            .find(|a| a["owner"] == m)
-            .map(|a| a["status"].clone())
-    };
-    assert_eq!(status_of(SHINJUKU), Some(json!("CONFIRMED")));
-    assert_eq!(status_of(CHIYODA), Some(json!("DRAFT")), "blocked: left in draft");
+    let statuses = tokyo_statuses(&app, round).await;
+    assert_eq!(statuses[SHINJUKU], "CONFIRMED");
+    assert_eq!(statuses[CHIYODA], "DRAFT", "blocked: left in draft");
     assert_eq!(
-        list.as_array()
-            .expect("list")
-            .iter()
-            .filter(|a| a["status"] == "CONFIRMED")
-            .count(),
+        statuses.values().filter(|s| *s == "CONFIRMED").count(),
         61,
         "every other Tokyo municipality (nothing to order) confirmed"
     );
@@ -1304,22 +1306,9 @@ async fn the_deadline_run_orders_a_moved_site_only_for_its_new_municipality() {
     .await;
 
     deadline_run(&app, round).await.expect("deadline run");
-    let q =
-        "query($round: Int!) { allocations(round: $round, level: MUNICIPALITY, prefecture: \"13\") { owner status } }";
-    let list = app.ok(&n, q, json!({ "round": round })).await["allocations"].clone();
-    let status_of = |m: &str| {
-        list.as_array()
-            .expect("list")
-            .iter()
-            .find(|a| a["owner"] == m)
-            .map(|a| a["status"].clone())
-    };
-    assert_eq!(
-        status_of(CHIYODA),
-        Some(json!("DRAFT")),
-        "the site left Chiyoda: blocked"
-    );
-    assert_eq!(status_of(SHINJUKU), Some(json!("CONFIRMED")));
+    let statuses = tokyo_statuses(&app, round).await;
+    assert_eq!(statuses[CHIYODA], "DRAFT", "the site left Chiyoda: blocked");
+    assert_eq!(statuses[SHINJUKU], "CONFIRMED");
     let orders = app.ok(&n, ORDERS, json!({ "filter": { "round": round } })).await;
     let mut want = vec![format!("{round}-{}", sites.a), format!("{round}-{}", sites.shinjuku)];
     want.sort();
@@ -1590,10 +1579,7 @@ async fn a_deadline_run_that_fails_midway_stores_nothing() {
     assert!(run.is_err(), "the run reports the failure");
     assert_eq!(order_ids(&app.ok(&n, ORDERS, json!({})).await), Vec::<String>::new());
     assert_eq!(app.ok(&n, OUTBOX, json!({})).await["outbox"], json!([]));
-    let q =
-        "query($round: Int!) { allocations(round: $round, level: MUNICIPALITY, prefecture: \"13\") { owner status } }";
-    let list = app.ok(&n, q, json!({ "round": round })).await["allocations"].clone();
-    let statuses: Vec<&Value> = list.as_array().expect("list").iter().map(|a| &a["status"]).collect();
+    let statuses = tokyo_statuses(&app, round).await;
     assert_eq!(statuses.len(), 62);
-    assert!(statuses.iter().all(|s| **s == json!("DRAFT")), "{list}");
+    assert!(statuses.values().all(|s| s == "DRAFT"), "{statuses:?}");
 }
