@@ -301,6 +301,16 @@ pub async fn set_lot<C: ConnectionTrait>(
     Ok(())
 }
 
+/// A PostgreSQL query giving `?` new ids (column `id`) from `table`'s id sequence. The
+/// sequence is looked up once per statement: `pg_get_serial_sequence` reads the catalog, and
+/// called for every row it took ~4 % of the database's time in a batch of 1,000 doses.
+fn new_ids_pg(table: &str) -> String {
+    format!(
+        "SELECT nextval(s.seq) AS id FROM (SELECT CAST(pg_get_serial_sequence('{table}', 'id') AS regclass) AS seq \
+         OFFSET 0) AS s CROSS JOIN generate_series(1, ?)"
+    )
+}
+
 /// `n` new ids for `table` (its primary key `id`), ascending. PostgreSQL draws them from the
 /// table's sequence; SQLite counts on from the highest id (safe under its writer lock, and ids
 /// are never deleted).
@@ -311,7 +321,7 @@ pub async fn next_ids<C: ConnectionTrait>(db: &C, table: &'static str, n: usize)
     let backend = db.get_database_backend();
     let count = i64::try_from(n).unwrap_or(i64::MAX);
     if pg(db) {
-        let sql = format!("SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id FROM generate_series(1, ?)");
+        let sql = new_ids_pg(table);
         let rows = db.query_all_raw(stmt(backend, &sql, vec![count.into()])).await?;
         let mut ids = rows
             .iter()
@@ -768,12 +778,15 @@ pub async fn next_ids_both<C: ConnectionTrait>(
             next_ids(db, "dose_records", records).await?,
         ));
     }
-    let sql = "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('stock_entries', 'id')) FROM generate_series(1, ?)) AS e, \
-               ARRAY(SELECT nextval(pg_get_serial_sequence('dose_records', 'id')) FROM generate_series(1, ?)) AS r";
+    let sql = format!(
+        "SELECT ARRAY({}) AS e, ARRAY({}) AS r",
+        new_ids_pg("stock_entries"),
+        new_ids_pg("dose_records")
+    );
     let row = db
         .query_one_raw(stmt(
             db.get_database_backend(),
-            sql,
+            &sql,
             vec![
                 i64::try_from(entries).unwrap_or(i64::MAX).into(),
                 i64::try_from(records).unwrap_or(i64::MAX).into(),
