@@ -239,6 +239,69 @@ async fn a_retry_returns_the_original_and_a_reused_key_is_refused() {
     assert_eq!(lot_doses(&app, &s.base, "FF3620").await["openDoses"], 4);
 }
 
+/// Many tablets of one site at once, on one lot, while a batch draws from that lot and another:
+/// every dose is recorded once and every vial opened is counted once (the batches wait for
+/// each other at the lots' balance rows, which each locks in product/lot order).
+#[tokio::test]
+async fn tablets_recording_at_once_share_the_lot_without_losing_a_dose() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(60), 10).await;
+    receive(&app, &s.base, "FF3621", &day(60), 10).await;
+    let mut coupons = Vec::new();
+    for i in 1..=24 {
+        coupons.push(person(&app, CHIYODA, i, None).await);
+    }
+    let singles = coupons[..18].iter().enumerate().map(|(i, c)| {
+        let (app, site) = (&app, s.base.clone());
+        let input = manual(CHIYODA, c, 1, &day(0), "FF3620", &format!("tab-{i}"));
+        async move { vec![record(app, &site, input).await["record"].clone()] }
+    });
+    let batch = {
+        let records: Vec<Value> = coupons[18..]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let lot = if i % 2 == 0 { "FF3620" } else { "FF3621" };
+                manual(CHIYODA, c, 1, &day(0), lot, &format!("desk-{i}"))
+            })
+            .collect();
+        let app = &app;
+        let token = Sites::token(&s.base);
+        async move {
+            let out = app.ok(&token, BATCH, json!({ "records": records })).await;
+            out["recordDoses"]["results"]
+                .as_array()
+                .expect("results")
+                .iter()
+                .map(|r| r["record"].clone())
+                .collect::<Vec<Value>>()
+        }
+    };
+    let mut all: Vec<futures_util::future::BoxFuture<'_, Vec<Value>>> = singles
+        .map(|f| Box::pin(f) as futures_util::future::BoxFuture<'_, Vec<Value>>)
+        .collect();
+    all.push(Box::pin(batch));
+    let done: Vec<Value> = futures_util::future::join_all(all)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+
+    assert_eq!(done.len(), 24);
+    let ids: std::collections::BTreeSet<&str> = done.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids.len(), 24, "every dose recorded once: {done:?}");
+    // 21 doses from FF3620 open 4 vials of 6 (3 doses left open); 3 from FF3621 open one.
+    let opened = done.iter().filter(|r| r["openedVial"] == true).count();
+    assert_eq!(opened, 5);
+    assert_eq!(administered(&app, &s.base, "FF3620").await, (6, 4));
+    assert_eq!(administered(&app, &s.base, "FF3621").await, (9, 1));
+    assert_eq!(lot_doses(&app, &s.base, "FF3620").await["openDoses"], 3);
+    assert_eq!(lot_doses(&app, &s.base, "FF3621").await["openDoses"], 3);
+    assert_eq!(count_records(&app).await, 24);
+    assert_reconciled(&app).await;
+}
+
 #[tokio::test]
 async fn conflicts_and_bad_input_are_refused_and_change_nothing() {
     let app = TestApp::spawn().await;
