@@ -19,9 +19,10 @@ const BATCH: &str = "mutation($records: [DoseInput!]!) { recordDoses(records: $r
 const LOTS: &str = "query($site: SiteCode!) { lotDoses(site: $site) { product lot onHand openDoses dosesPerVial availableDoses openVialEntry } }";
 const STOCK: &str = "query($site: SiteCode!) { stock(site: $site, includeEmpty: true) { lot onHand administered } }";
 const VOID: &str = "mutation($id: ID!, $reason: String!) { voidDoseRecord(id: $id, reason: $reason) { record { id status version changeReason changedBy } stockChanges { kind quantity onHand lot } } }";
-const AMEND: &str = "mutation($id: ID!, $changes: AmendDoseInput!, $reason: String!) { amendDoseRecord(id: $id, changes: $changes, reason: $reason) { record { id lot administeredOn version changeReason vialEntry openedVial versions { version lot administeredOn madeBy reason status } } stockChanges { kind quantity onHand lot } } }";
+const AMEND: &str = "mutation($id: ID!, $changes: AmendDoseInput!, $reason: String!) { amendDoseRecord(id: $id, changes: $changes, reason: $reason) { record { id lot administeredOn version changeReason vialEntry openedVial intervalOverride versions { version lot administeredOn madeBy reason status } } stockChanges { kind quantity onHand lot } } }";
 const RECORDS: &str = "query($coupon: String, $voided: Boolean = false) { doseRecords(couponNumber: $coupon, includeVoided: $voided, first: 100) { edges { node { id doseNumber site status } } } }";
 const ONE: &str = "query($id: ID!) { doseRecord(id: $id) { id doseNumber lot status version } }";
+const RECORD_ONE: &str = "query($id: ID!) { doseRecord(id: $id) { id intervalOverride } }";
 const COUNTS: &str = "query($from: NaiveDate!, $to: NaiveDate!, $by: [DoseCountBy!] = [], $m: MunicipalityCode, $p: PrefectureCode) { doseCounts(from: $from, to: $to, by: $by, municipality: $m, prefecture: $p) { day municipality prefecture product doseNumber doses } }";
 const ALLOW: &str = "mutation($m: MunicipalityCode!, $c: String!, $n: Int!, $reason: String!) { allowEarlyDose(municipality: $m, couponNumber: $c, doseNumber: $n, reason: $reason) { id doseNumber reason createdBy } }";
 const LEFTOVER: &str = "mutation($site: SiteCode!, $lot: LotNumber!) { writeOffLeftoverDoses(site: $site, product: \"comirnaty\", lot: $lot) { doses vialEntry } }";
@@ -426,6 +427,36 @@ async fn the_municipality_can_allow_an_earlier_dose_with_a_reason() {
     let done = record(&app, &s.base, noted).await;
     assert_eq!(done["record"]["intervalOverride"], o["id"]);
     assert_eq!(done["record"]["overrideReason"], "municipality allowed by phone");
+}
+
+/// An amendment that moves a dose's date notes the municipality's override only while the
+/// dose needs it.
+#[tokio::test]
+async fn an_amended_date_notes_the_override_only_while_it_is_needed() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(60), 10).await;
+    let a = person(&app, CHIYODA, 1, None).await;
+    record(&app, &s.base, scanned(&line(CHIYODA, 1, &a), &day(-40), "FF3620", "k1")).await;
+    let allow = json!({ "m": CHIYODA, "c": a, "n": 2, "reason": "departure abroad on a fixed date" });
+    let o = app.ok(&token("MUNICIPALITY", Some(CHIYODA)), ALLOW, allow).await["allowEarlyDose"].clone();
+    // Five days after the first dose: only with the override.
+    let early = record(&app, &s.base, scanned(&line(CHIYODA, 2, &a), &day(-35), "FF3620", "k2")).await;
+    assert_eq!(early["record"]["intervalOverride"], o["id"]);
+    let id = early["record"]["id"].clone();
+    let municipality = token("MUNICIPALITY", Some(CHIYODA));
+    let amend = |on: String| json!({ "id": id, "changes": { "administeredOn": on }, "reason": "date typed wrong" });
+
+    let later = app.ok(&municipality, AMEND, amend(day(0))).await["amendDoseRecord"]["record"].clone();
+    assert_eq!(later["administeredOn"], day(0));
+    assert_eq!(later["intervalOverride"], Value::Null);
+    let stored = app.ok(&Sites::token(&s.base), RECORD_ONE, json!({ "id": id })).await;
+    assert_eq!(stored["doseRecord"]["intervalOverride"], Value::Null);
+
+    let back = app.ok(&municipality, AMEND, amend(day(-35))).await["amendDoseRecord"]["record"].clone();
+    assert_eq!(back["intervalOverride"], o["id"]);
+    let stored = app.ok(&Sites::token(&s.base), RECORD_ONE, json!({ "id": id })).await;
+    assert_eq!(stored["doseRecord"]["intervalOverride"], o["id"]);
 }
 
 #[tokio::test]

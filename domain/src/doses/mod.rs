@@ -989,6 +989,11 @@ pub async fn amend(store: &Store, actor: &Actor, id: i64, c: &Changes, why: &str
     let theirs = earlier.get(&r.person_id).map(Vec::as_slice).unwrap_or(&[]);
     let overridden = overrides.get(&(r.person_id, r.dose_number)).copied();
     dose::check_conflicts(r.dose_number, r.administered_on, theirs, rule, overridden.is_some())?;
+    // As when recording: the record notes the municipality's override only if the amended
+    // dose needs it (a date moved later may no longer need it; moved earlier, it may now).
+    let needed =
+        rule.is_some() && dose::check_conflicts(r.dose_number, r.administered_on, theirs, rule, false).is_err();
+    r.override_id = if needed { overridden } else { None };
     let mut changes = Vec::new();
     if (r.site, &r.product, &r.lot) != (old.site, &old.product, &old.lot) {
         let old_per_vial = per_vial_of(&*tx, &old.product).await?;

@@ -622,8 +622,8 @@ pub async fn update_record<C: ConnectionTrait>(
     reason: &str,
 ) -> DomainResult<()> {
     let sql = "UPDATE dose_records SET dose_number = ?, administered_on = ?, product_code = ?, lot_number = ?, \
-               site_code = ?, doctor_name = ?, status = ?, vial_entry_id = ?, opened_vial = ?, version = version + 1, \
-               changed_at = ?, changed_by = ?, change_reason = ? WHERE id = ?";
+               site_code = ?, doctor_name = ?, status = ?, vial_entry_id = ?, opened_vial = ?, override_id = ?, \
+               version = version + 1, changed_at = ?, changed_by = ?, change_reason = ? WHERE id = ?";
     let values: Vec<Value> = vec![
         i16::from(r.dose_number).into(),
         r.administered_on.into(),
@@ -634,6 +634,7 @@ pub async fn update_record<C: ConnectionTrait>(
         r.status.as_str().into(),
         r.vial_entry.into(),
         r.opened_vial.into(),
+        r.override_id.into(),
         now.into(),
         actor.into(),
         reason.into(),
