@@ -1682,6 +1682,81 @@ pub async fn consumption_in<C: ConnectionTrait>(
         .collect()
 }
 
+/// Every lot whose open doses disagree with the dose records and ledger entries behind them.
+/// Per site × product × lot: the vials opened for doses (ADMINISTERED entries that name the
+/// dose record that opened them) less those given back (reversed), times the product's doses
+/// per vial, must equal the ACTIVE doses drawn from the lot plus the doses written off as
+/// leftovers plus the doses still open. Run by [`crate::ledger::reconcile`] (so by
+/// `vsys stock reconcile` and the tests after concurrent writers).
+pub async fn open_dose_mismatches(store: &Store) -> DomainResult<Vec<crate::ledger::Mismatch>> {
+    type Key3 = (String, String, String);
+    let db = store.db();
+    let counts = |sql: &'static str| async move {
+        let mut out: HashMap<Key3, i64> = HashMap::new();
+        for r in db.query_all_raw(stmt(store.backend(), sql, vec![])).await? {
+            let key: Key3 = (
+                r.try_get::<String>("", "site_code")?.trim().to_owned(),
+                r.try_get::<String>("", "product_code")?,
+                r.try_get::<String>("", "lot_number")?,
+            );
+            out.insert(key, r.try_get::<i64>("", "n")?);
+        }
+        DomainResult::Ok(out)
+    };
+    let opened = counts(
+        "SELECT site_code, product_code, lot_number, CAST(COUNT(*) AS BIGINT) AS n FROM stock_entries \
+         WHERE kind = 'ADMINISTERED' AND dose_record_id IS NOT NULL GROUP BY site_code, product_code, lot_number",
+    )
+    .await?;
+    let returned = counts(
+        "SELECT e.site_code, e.product_code, e.lot_number, CAST(COUNT(*) AS BIGINT) AS n FROM stock_entries e \
+         JOIN stock_entries o ON o.id = e.reverses_entry_id \
+         WHERE e.kind = 'REVERSED' AND o.dose_record_id IS NOT NULL GROUP BY e.site_code, e.product_code, e.lot_number",
+    )
+    .await?;
+    let active = counts(
+        "SELECT site_code, product_code, lot_number, CAST(COUNT(*) AS BIGINT) AS n FROM dose_records \
+         WHERE status = 'ACTIVE' GROUP BY site_code, product_code, lot_number",
+    )
+    .await?;
+    let left_over = counts(
+        "SELECT site_code, product_code, lot_number, CAST(SUM(doses) AS BIGINT) AS n FROM dose_leftovers \
+         GROUP BY site_code, product_code, lot_number",
+    )
+    .await?;
+    let balances = db
+        .query_all_raw(stmt(
+            store.backend(),
+            "SELECT b.site_code, b.product_code, b.lot_number, b.open_doses, p.doses_per_vial \
+             FROM stock_balances b JOIN products p ON p.code = b.product_code",
+            vec![],
+        ))
+        .await?;
+    let mut mismatches = Vec::new();
+    for r in balances {
+        let key: Key3 = (
+            r.try_get::<String>("", "site_code")?.trim().to_owned(),
+            r.try_get::<String>("", "product_code")?,
+            r.try_get::<String>("", "lot_number")?,
+        );
+        let stored: i64 = r.try_get("", "open_doses")?;
+        let per_vial = i64::from(r.try_get::<Option<i32>>("", "doses_per_vial")?.unwrap_or(0));
+        let n = |m: &HashMap<Key3, i64>| i128::from(m.get(&key).copied().unwrap_or(0));
+        let expected = (n(&opened) - n(&returned)) * i128::from(per_vial) - n(&active) - n(&left_over);
+        if i128::from(stored) != expected {
+            mismatches.push(crate::ledger::Mismatch {
+                site: key.0,
+                product: key.1,
+                lot: key.2,
+                column: "open_doses",
+                stored: i128::from(stored),
+                from_entries: expected,
+            });
+        }
+    }
+    Ok(mismatches)
+}
+
 /// The interval rules in force: (product, dose number (0: any later dose), rule, source).
 pub async fn interval_rules(store: &Store) -> DomainResult<Vec<(ProductCode, u8, dose::IntervalRule, String)>> {
     let rows = store

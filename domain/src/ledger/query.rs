@@ -674,8 +674,9 @@ pub struct Mismatch {
 
 /// Recomputes every balance row from its entries through the pure model
 /// ([`Effect`]: the sum of quantities for on hand, and each kind's counter) and lists every
-/// disagreement. Empty means the balance table equals the ledger. An operator's check, run by
-/// `vsys stock reconcile` and by the tests after concurrent writers.
+/// disagreement, then each lot's open doses against the dose records
+/// ([`crate::doses::open_dose_mismatches`]). Empty means the balance table equals the ledger.
+/// An operator's check, run by `vsys stock reconcile` and by the tests after concurrent writers.
 pub async fn reconcile(store: &Store) -> DomainResult<Vec<Mismatch>> {
     let db = store.db();
     type Key3 = (String, String, String);
@@ -769,5 +770,6 @@ pub async fn reconcile(store: &Store) -> DomainResult<Vec<Mismatch>> {
             from_entries: want[0],
         });
     }
+    mismatches.extend(crate::doses::open_dose_mismatches(store).await?);
     Ok(mismatches)
 }
