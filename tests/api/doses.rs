@@ -25,7 +25,8 @@ const ONE: &str = "query($id: ID!) { doseRecord(id: $id) { id doseNumber lot sta
 const RECORD_ONE: &str = "query($id: ID!) { doseRecord(id: $id) { id intervalOverride } }";
 const COUNTS: &str = "query($from: NaiveDate!, $to: NaiveDate!, $by: [DoseCountBy!] = [], $m: MunicipalityCode, $p: PrefectureCode) { doseCounts(from: $from, to: $to, by: $by, municipality: $m, prefecture: $p) { day municipality prefecture product doseNumber doses } }";
 const ALLOW: &str = "mutation($m: MunicipalityCode!, $c: String!, $n: Int!, $reason: String!) { allowEarlyDose(municipality: $m, couponNumber: $c, doseNumber: $n, reason: $reason) { id doseNumber reason createdBy } }";
-const LEFTOVER: &str = "mutation($site: SiteCode!, $lot: LotNumber!) { writeOffLeftoverDoses(site: $site, product: \"comirnaty\", lot: $lot) { doses vialEntry } }";
+const LEFTOVER: &str = "mutation($site: SiteCode!, $lot: LotNumber!) { writeOffLeftoverDoses(site: $site, product: \"comirnaty\", lot: $lot) { doses vialEntry occurredOn recordedBy } }";
+const LEFTOVERS: &str = "query($site: SiteCode!, $from: NaiveDate!, $to: NaiveDate!) { doseLeftovers(site: $site, from: $from, to: $to) { site product lot doses vialEntry occurredOn recordedBy } }";
 
 /// Inserts a resident of `municipality` and returns their coupon number.
 async fn person(app: &TestApp, municipality: &str, serial: u64, moved_out_on: Option<NaiveDate>) -> String {
@@ -666,6 +667,26 @@ async fn leftover_doses_are_written_off_without_taking_a_vial() {
         .await["writeOffLeftoverDoses"]
         .clone();
     assert_eq!(w["doses"], 5);
+    assert_eq!(w["vialEntry"], given["record"]["vialEntry"]);
+    assert_eq!(w["occurredOn"], day(0));
+    assert_eq!(w["recordedBy"], format!("SITE:{}", s.base));
+    // The write-off is kept: the site and its municipality read it back; another site may not.
+    let window = json!({ "site": s.base, "from": day(-1), "to": day(0) });
+    for who in [site.clone(), token("MUNICIPALITY", Some(CHIYODA))] {
+        let kept = app.ok(&who, LEFTOVERS, window.clone()).await["doseLeftovers"].clone();
+        assert_eq!(kept.as_array().map(Vec::len), Some(1));
+        assert_eq!(kept[0]["doses"], 5);
+        assert_eq!(kept[0]["lot"], "FF3620");
+        assert_eq!(kept[0]["vialEntry"], w["vialEntry"]);
+        assert_eq!(kept[0]["recordedBy"], w["recordedBy"]);
+    }
+    let earlier = json!({ "site": s.base, "from": day(-9), "to": day(-1) });
+    assert_eq!(app.ok(&site, LEFTOVERS, earlier).await["doseLeftovers"], json!([]));
+    let (code, _, _) = refused(&app, &Sites::token(&s.other), LEFTOVERS, window).await;
+    assert_eq!(code, "FORBIDDEN");
+    let backwards = json!({ "site": s.base, "from": day(0), "to": day(-1) });
+    let (code, _, field) = refused(&app, &site, LEFTOVERS, backwards).await;
+    assert_eq!((code.as_str(), field.as_str()), ("BAD_USER_INPUT", "to"));
     let lot = lot_doses(&app, &s.base, "FF3620").await;
     assert_eq!((lot["onHand"].as_u64(), lot["openDoses"].as_u64()), (Some(2), Some(0)));
     let (code, _, _) = refused(&app, &site, LEFTOVER, json!({ "site": s.base, "lot": "FF3620" })).await;

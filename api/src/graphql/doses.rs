@@ -359,6 +359,25 @@ pub struct LeftoverWriteOff {
     pub doses: u64,
     /// The ADMINISTERED entry of the vial they were left in.
     pub vial_entry: Option<ID>,
+    /// The day (Japan) they were written off.
+    pub occurred_on: NaiveDate,
+    pub recorded_at: DateTime<Utc>,
+    pub recorded_by: String,
+}
+
+impl From<doses::LeftoverWriteOff> for LeftoverWriteOff {
+    fn from(w: doses::LeftoverWriteOff) -> Self {
+        LeftoverWriteOff {
+            site: w.site.into(),
+            product: w.product.into(),
+            lot: w.lot.into(),
+            doses: w.doses,
+            vial_entry: w.vial_entry.map(|i| ID(i.to_string())),
+            occurred_on: w.occurred_on,
+            recorded_at: w.recorded_at,
+            recorded_by: w.recorded_by,
+        }
+    }
 }
 
 /// A lot of a site counted in doses.
@@ -612,14 +631,7 @@ impl DoseMutation {
         lot: LotNumber,
     ) -> async_graphql::Result<LeftoverWriteOff> {
         let actor = caller_actor(ctx)?;
-        let w = gql(doses::write_off_leftovers(store(ctx)?, actor, &site.0, &product.0, &lot.0).await)?;
-        Ok(LeftoverWriteOff {
-            site: w.site.into(),
-            product: w.product.into(),
-            lot: w.lot.into(),
-            doses: w.doses,
-            vial_entry: w.vial_entry.map(|i| ID(i.to_string())),
-        })
+        Ok(gql(doses::write_off_leftovers(store(ctx)?, actor, &site.0, &product.0, &lot.0).await)?.into())
     }
 }
 
@@ -756,6 +768,22 @@ impl DoseQuery {
                 doses_per_vial: l.doses_per_vial,
                 open_vial_entry: l.open_vial_entry.map(|i| ID(i.to_string())),
             })
+            .collect())
+    }
+
+    /// A site's end-of-day write-offs of open doses on days `from`–`to` (at most 366 days),
+    /// oldest first: for whoever reads the site's stock.
+    async fn dose_leftovers(
+        &self,
+        ctx: &Context<'_>,
+        site: SiteCode,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> async_graphql::Result<Vec<LeftoverWriteOff>> {
+        let actor = caller_actor(ctx)?;
+        Ok(gql(doses::leftovers(store(ctx)?, actor, &site.0, from, to).await)?
+            .into_iter()
+            .map(LeftoverWriteOff::from)
             .collect())
     }
 

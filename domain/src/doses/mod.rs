@@ -1172,6 +1172,9 @@ pub struct LeftoverWriteOff {
     pub lot: LotNumber,
     pub doses: u64,
     pub vial_entry: Option<i64>,
+    pub occurred_on: NaiveDate,
+    pub recorded_at: DateTime<Utc>,
+    pub recorded_by: String,
 }
 
 /// Discards the doses left in the open vial of a lot (end of day). No vial leaves the stock:
@@ -1200,13 +1203,14 @@ pub async fn write_off_leftovers(
     sql::set_lot(&*tx, site, product, lot, &next, 0, now).await?;
     let sql = "INSERT INTO dose_leftovers (site_code, product_code, lot_number, doses, vial_entry_id, occurred_on, recorded_at, actor) \
                VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+    let today = today_in_japan();
     let values: Vec<Value> = vec![
         site.as_str().into(),
         product.as_str().into(),
         lot.as_str().into(),
         i64::try_from(row.open_doses).unwrap_or(i64::MAX).into(),
         row.open_entry_id.into(),
-        today_in_japan().into(),
+        today.into(),
         now.into(),
         label.as_str().into(),
     ];
@@ -1218,7 +1222,64 @@ pub async fn write_off_leftovers(
         lot: lot.clone(),
         doses: row.open_doses,
         vial_entry: row.open_entry_id,
+        occurred_on: today,
+        recorded_at: now,
+        recorded_by: label,
     })
+}
+
+/// A site's leftover write-offs on days `from`–`to` (at most [`dose::MAX_COUNT_DAYS`]), oldest
+/// first: for the site, its municipality, prefecture and NATIONAL (whoever reads its stock).
+pub async fn leftovers(
+    store: &Store,
+    actor: &Actor,
+    site: &SiteCode,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> DomainResult<Vec<LeftoverWriteOff>> {
+    if to < from {
+        return Err(DomainError::invalid("to", "must not be before from"));
+    }
+    if (to - from).num_days() >= dose::MAX_COUNT_DAYS {
+        return Err(DomainError::invalid(
+            "to",
+            format!("at most {} days per query", dose::MAX_COUNT_DAYS),
+        ));
+    }
+    let municipality = site_municipality_any(store, site).await?;
+    authz::can_read_stock_area(
+        actor,
+        &StockArea::Site {
+            code: *site,
+            municipality,
+        },
+    )?;
+    let rows = store
+        .db()
+        .query_all_raw(stmt(
+            store.backend(),
+            "SELECT product_code, lot_number, doses, vial_entry_id, occurred_on, recorded_at, actor FROM dose_leftovers \
+             WHERE site_code = CAST(? AS bpchar) AND occurred_on >= ? AND occurred_on <= ? ORDER BY id",
+            vec![site.as_str().into(), from.into(), to.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let bad = |e: crate::codes::CodeError| DomainError::Corrupt(format!("leftovers of {site}: {e}"));
+            let doses: i64 = r.try_get("", "doses")?;
+            Ok(LeftoverWriteOff {
+                site: *site,
+                product: r.try_get::<String>("", "product_code")?.parse().map_err(bad)?,
+                lot: r.try_get::<String>("", "lot_number")?.parse().map_err(bad)?,
+                doses: u64::try_from(doses)
+                    .map_err(|_| DomainError::Corrupt(format!("leftovers of {site}: negative")))?,
+                vial_entry: r.try_get("", "vial_entry_id")?,
+                occurred_on: r.try_get("", "occurred_on")?,
+                recorded_at: r.try_get("", "recorded_at")?,
+                recorded_by: r.try_get("", "actor")?,
+            })
+        })
+        .collect()
 }
 
 /// Refuses a vial-level LEFTOVER_DOSES write-off on a lot whose open vial came from dose
