@@ -1228,15 +1228,8 @@ pub async fn write_off_leftovers(
     })
 }
 
-/// A site's leftover write-offs on days `from`–`to` (at most [`dose::MAX_COUNT_DAYS`]), oldest
-/// first: for the site, its municipality, prefecture and NATIONAL (whoever reads its stock).
-pub async fn leftovers(
-    store: &Store,
-    actor: &Actor,
-    site: &SiteCode,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> DomainResult<Vec<LeftoverWriteOff>> {
+/// A window of days `from`–`to`: in order and at most [`dose::MAX_COUNT_DAYS`] long.
+fn check_days(from: NaiveDate, to: NaiveDate) -> DomainResult<()> {
     if to < from {
         return Err(DomainError::invalid("to", "must not be before from"));
     }
@@ -1246,6 +1239,11 @@ pub async fn leftovers(
             format!("at most {} days per query", dose::MAX_COUNT_DAYS),
         ));
     }
+    Ok(())
+}
+
+/// Whether `actor` reads `site`'s stock (the site, its municipality, prefecture, NATIONAL).
+async fn may_read_site_stock(store: &Store, actor: &Actor, site: &SiteCode) -> DomainResult<()> {
     let municipality = site_municipality_any(store, site).await?;
     authz::can_read_stock_area(
         actor,
@@ -1254,6 +1252,20 @@ pub async fn leftovers(
             municipality,
         },
     )?;
+    Ok(())
+}
+
+/// A site's leftover write-offs on days `from`–`to` (at most [`dose::MAX_COUNT_DAYS`]), oldest
+/// first: for the site, its municipality, prefecture and NATIONAL (whoever reads its stock).
+pub async fn leftovers(
+    store: &Store,
+    actor: &Actor,
+    site: &SiteCode,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> DomainResult<Vec<LeftoverWriteOff>> {
+    check_days(from, to)?;
+    may_read_site_stock(store, actor, site).await?;
     let rows = store
         .db()
         .query_all_raw(stmt(
@@ -1363,14 +1375,7 @@ impl LotDoseStock {
 
 /// A site's lots in doses: whole vials, the open vial's doses, doses available. Read like stock.
 pub async fn lot_doses(store: &Store, actor: &Actor, site: &SiteCode) -> DomainResult<Vec<LotDoseStock>> {
-    let municipality = site_municipality_any(store, site).await?;
-    authz::can_read_stock_area(
-        actor,
-        &StockArea::Site {
-            code: *site,
-            municipality,
-        },
-    )?;
+    may_read_site_stock(store, actor, site).await?;
     let rows = store
         .db()
         .query_all_raw(stmt(
@@ -1574,15 +1579,7 @@ pub struct DoseCount {
 /// doses it recorded. Asking for an area outside yours is FORBIDDEN.
 pub async fn counts(store: &Store, actor: &Actor, q: &CountQuery) -> DomainResult<Vec<DoseCount>> {
     let scope = authz::dose_count_scope(actor)?;
-    if q.to < q.from {
-        return Err(DomainError::invalid("to", "must not be before from"));
-    }
-    if (q.to - q.from).num_days() >= dose::MAX_COUNT_DAYS {
-        return Err(DomainError::invalid(
-            "to",
-            format!("at most {} days per query", dose::MAX_COUNT_DAYS),
-        ));
-    }
+    check_days(q.from, q.to)?;
     if q.municipality.is_some() && q.prefecture.is_some() {
         return Err(DomainError::invalid(
             "municipality",
