@@ -21,6 +21,7 @@ mod m20261127_000045_order_ancillaries_column;
 mod m20261127_000050_persons;
 mod m20261127_000051_person_records;
 mod m20261127_000055_dose_records;
+mod m20261127_000060_dose_version_override;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000045_order_ancillaries_column::Migration),
             Box::new(m20261127_000051_person_records::Migration),
             Box::new(m20261127_000055_dose_records::Migration),
+            Box::new(m20261127_000060_dose_version_override::Migration),
         ]
     }
 }

@@ -19,7 +19,7 @@ const BATCH: &str = "mutation($records: [DoseInput!]!) { recordDoses(records: $r
 const LOTS: &str = "query($site: SiteCode!) { lotDoses(site: $site) { product lot onHand openDoses dosesPerVial availableDoses openVialEntry } }";
 const STOCK: &str = "query($site: SiteCode!) { stock(site: $site, includeEmpty: true) { lot onHand administered } }";
 const VOID: &str = "mutation($id: ID!, $reason: String!) { voidDoseRecord(id: $id, reason: $reason) { record { id status version changeReason changedBy } stockChanges { kind quantity onHand lot } } }";
-const AMEND: &str = "mutation($id: ID!, $changes: AmendDoseInput!, $reason: String!) { amendDoseRecord(id: $id, changes: $changes, reason: $reason) { record { id lot administeredOn version changeReason vialEntry openedVial intervalOverride versions { version lot administeredOn madeBy reason status } } stockChanges { kind quantity onHand lot } } }";
+const AMEND: &str = "mutation($id: ID!, $changes: AmendDoseInput!, $reason: String!) { amendDoseRecord(id: $id, changes: $changes, reason: $reason) { record { id lot administeredOn version changeReason vialEntry openedVial intervalOverride versions { version lot administeredOn madeBy reason status intervalOverride } } stockChanges { kind quantity onHand lot } } }";
 const RECORDS: &str = "query($coupon: String, $voided: Boolean = false) { doseRecords(couponNumber: $coupon, includeVoided: $voided, first: 100) { edges { node { id doseNumber site status } } } }";
 const ONE: &str = "query($id: ID!) { doseRecord(id: $id) { id doseNumber lot status version } }";
 const RECORD_ONE: &str = "query($id: ID!) { doseRecord(id: $id) { id intervalOverride } }";
@@ -456,6 +456,21 @@ async fn an_amended_date_notes_the_override_only_while_it_is_needed() {
 
     let back = app.ok(&municipality, AMEND, amend(day(-35))).await["amendDoseRecord"]["record"].clone();
     assert_eq!(back["intervalOverride"], o["id"]);
+    // Every version says which override it used.
+    let used: Vec<(Value, Value)> = back["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| (v["administeredOn"].clone(), v["intervalOverride"].clone()))
+        .collect();
+    assert_eq!(
+        used,
+        vec![
+            (json!(day(-35)), o["id"].clone()),
+            (json!(day(0)), Value::Null),
+            (json!(day(-35)), o["id"].clone()),
+        ]
+    );
     let stored = app.ok(&Sites::token(&s.base), RECORD_ONE, json!({ "id": id })).await;
     assert_eq!(stored["doseRecord"]["intervalOverride"], o["id"]);
 }

@@ -256,6 +256,11 @@ impl DoseRecordVersion {
     async fn reason(&self) -> Option<&str> {
         self.0.reason.as_deref()
     }
+    /// The municipality's interval override this version used (null also for versions kept
+    /// before versions recorded it).
+    async fn interval_override(&self) -> Option<ID> {
+        self.0.override_id.map(|i| ID(i.to_string()))
+    }
 }
 
 /// What `recordDose` did.

@@ -1047,6 +1047,9 @@ pub struct DoseVersion {
     pub made_at: DateTime<Utc>,
     pub made_by: String,
     pub reason: Option<String>,
+    /// The municipality's interval override this version used (unknown, so `None`, for
+    /// versions kept before versions recorded it).
+    pub override_id: Option<i64>,
 }
 
 /// Every version of a record, oldest first (the last is the current one).
@@ -1057,7 +1060,7 @@ pub async fn versions(store: &Store, actor: &Actor, id: i64) -> DomainResult<Vec
         .query_all_raw(stmt(
             store.backend(),
             "SELECT version, dose_number, administered_on, product_code, lot_number, site_code, doctor_name, status, \
-             made_at, made_by, reason FROM dose_record_versions WHERE record_id = ? ORDER BY version",
+             made_at, made_by, reason, override_id FROM dose_record_versions WHERE record_id = ? ORDER BY version",
             vec![id.into()],
         ))
         .await?;
@@ -1077,6 +1080,7 @@ pub async fn versions(store: &Store, actor: &Actor, id: i64) -> DomainResult<Vec
             made_at: r.try_get("", "made_at")?,
             made_by: r.try_get("", "made_by")?,
             reason: r.try_get("", "reason")?,
+            override_id: r.try_get("", "override_id")?,
         });
     }
     out.push(DoseVersion {
@@ -1091,6 +1095,7 @@ pub async fn versions(store: &Store, actor: &Actor, id: i64) -> DomainResult<Vec
         made_at: current.changed_at,
         made_by: current.changed_by,
         reason: current.change_reason,
+        override_id: current.override_id,
     });
     Ok(out)
 }

@@ -604,9 +604,9 @@ pub async fn record_for_update<C: ConnectionTrait>(db: &C, id: i64) -> DomainRes
 pub async fn keep_version<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<()> {
     let sql = "INSERT INTO dose_record_versions (record_id, version, person_id, dose_number, administered_on, \
                product_code, lot_number, site_code, doctor_name, capture, status, vial_entry_id, opened_vial, made_at, \
-               made_by, reason) \
+               made_by, reason, override_id) \
                SELECT id, version, person_id, dose_number, administered_on, product_code, lot_number, site_code, \
-               doctor_name, capture, status, vial_entry_id, opened_vial, changed_at, changed_by, change_reason \
+               doctor_name, capture, status, vial_entry_id, opened_vial, changed_at, changed_by, change_reason, override_id \
                FROM dose_records WHERE id = ?";
     db.execute_raw(stmt(db.get_database_backend(), sql, vec![id.into()]))
         .await?;
