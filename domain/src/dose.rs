@@ -238,15 +238,17 @@ pub struct EarlierDose {
 
 /// Checks a new dose against the person's earlier ACTIVE doses: the same dose number twice, a
 /// date before the previous dose (the highest dose number below this one), and — unless the
-/// municipality recorded an override for this person and dose — an interval shorter than the
-/// product's minimum (`rule`: none means no minimum is known).
+/// municipality recorded an override for this person and dose (`override_id`) — an interval
+/// shorter than the product's minimum (`rule`: none means no minimum is known). Returns the
+/// override the dose actually needed (`None` when its interval was long enough without one),
+/// which is what its record notes.
 pub fn check_conflicts(
     dose_number: u8,
     administered_on: NaiveDate,
     earlier: &[EarlierDose],
     rule: Option<IntervalRule>,
-    overridden: bool,
-) -> Result<(), DomainError> {
+    override_id: Option<i64>,
+) -> Result<Option<i64>, DomainError> {
     if earlier.iter().any(|e| e.dose_number == dose_number) {
         return Err(DomainError::Refused {
             reason: reason::DUPLICATE_DOSE,
@@ -272,7 +274,7 @@ pub fn check_conflicts(
         .filter(|e| e.dose_number < dose_number)
         .max_by_key(|e| e.dose_number)
     else {
-        return Ok(());
+        return Ok(None);
     };
     if administered_on < previous.administered_on {
         return Err(DomainError::Refused {
@@ -284,10 +286,12 @@ pub fn check_conflicts(
         });
     }
     if let Some(rule) = rule
-        && !overridden
         && let Some(earliest) = rule.earliest_after(previous.administered_on)
         && administered_on < earliest
     {
+        if override_id.is_some() {
+            return Ok(override_id);
+        }
         return Err(DomainError::Refused {
             reason: reason::INTERVAL_TOO_SHORT,
             message: format!(
@@ -297,7 +301,7 @@ pub fn check_conflicts(
             ),
         });
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The doses of one site × product × lot: whole vials on hand and the doses left in the open
@@ -505,9 +509,9 @@ mod tests {
         }
     }
 
-    fn reason_of(r: Result<(), DomainError>) -> Option<&'static str> {
+    fn reason_of<T>(r: Result<T, DomainError>) -> Option<&'static str> {
         match r {
-            Ok(()) => None,
+            Ok(_) => None,
             Err(DomainError::Refused { reason, .. }) => Some(reason),
             Err(other) => panic!("{other:?}"),
         }
@@ -526,6 +530,7 @@ mod tests {
             (1, "2021-05-06", &[], false, None),
             (1, "2021-05-07", &one, false, Some(reason::DUPLICATE_DOSE)),
             (2, "2021-05-25", &one, false, None),
+            (2, "2021-05-25", &one, true, None),
             (2, "2021-05-24", &one, false, Some(reason::INTERVAL_TOO_SHORT)),
             (2, "2021-05-24", &one, true, None),
             (2, "2021-05-01", &one, true, Some(reason::BEFORE_PREVIOUS_DOSE)),
@@ -548,14 +553,23 @@ mod tests {
             ),
             (3, "2021-06-13", &[e(1, "2021-05-06"), e(2, "2021-05-25")], false, None),
         ];
+        const OVERRIDE: i64 = 7;
         for (n, on, earlier, overridden, want) in cases {
-            assert_eq!(
-                reason_of(check_conflicts(*n, d(on), earlier, rule, *overridden)),
-                *want,
-                "dose {n} on {on}"
-            );
+            match check_conflicts(*n, d(on), earlier, rule, overridden.then_some(OVERRIDE)) {
+                Err(e) => assert_eq!(reason_of::<()>(Err(e)), *want, "dose {n} on {on}"),
+                Ok(used) => {
+                    assert_eq!(*want, None, "dose {n} on {on}");
+                    // The override counts as used exactly when the interval alone is too short.
+                    let short_alone =
+                        reason_of(check_conflicts(*n, d(on), earlier, rule, None)) == Some(reason::INTERVAL_TOO_SHORT);
+                    assert_eq!(used, short_alone.then_some(OVERRIDE), "dose {n} on {on}");
+                }
+            }
         }
-        assert_eq!(reason_of(check_conflicts(2, d("2021-05-07"), &one, None, false)), None);
+        assert!(matches!(
+            check_conflicts(2, d("2021-05-07"), &one, None, Some(OVERRIDE)),
+            Ok(None)
+        ));
     }
 
     #[test]

@@ -639,7 +639,8 @@ fn plan_one(
     };
     let override_id = overrides.get(&(person.id, c.dose_number)).copied();
     let theirs = earlier.entry(person.id).or_default();
-    dose::check_conflicts(c.dose_number, c.administered_on, theirs, rule, override_id.is_some())?;
+    // Only the override actually used is noted on the record.
+    let used = dose::check_conflicts(c.dose_number, c.administered_on, theirs, rule, override_id)?;
     let key = (c.product.as_str().to_owned(), c.lot.as_str().to_owned());
     let state = lots.get_mut(&key).and_then(Option::as_mut).ok_or_else(|| {
         DomainError::invalid(
@@ -656,22 +657,11 @@ fn plan_one(
         dose_number: c.dose_number,
         administered_on: c.administered_on,
     });
-    // Only the override actually used is noted on the record.
-    let needed = rule.is_some_and(|_| {
-        dose::check_conflicts(
-            c.dose_number,
-            c.administered_on,
-            &theirs[..theirs.len() - 1],
-            rule,
-            false,
-        )
-        .is_err()
-    });
     Ok((
         Planned {
             dose: c.clone(),
             person_id: person.id,
-            override_id: if needed { override_id } else { None },
+            override_id: used,
             vial: VialRef::None,
             opened: false,
         },
@@ -988,12 +978,9 @@ pub async fn amend(store: &Store, actor: &Actor, id: i64, c: &Changes, why: &str
     };
     let theirs = earlier.get(&r.person_id).map(Vec::as_slice).unwrap_or(&[]);
     let overridden = overrides.get(&(r.person_id, r.dose_number)).copied();
-    dose::check_conflicts(r.dose_number, r.administered_on, theirs, rule, overridden.is_some())?;
-    // As when recording: the record notes the municipality's override only if the amended
-    // dose needs it (a date moved later may no longer need it; moved earlier, it may now).
-    let needed =
-        rule.is_some() && dose::check_conflicts(r.dose_number, r.administered_on, theirs, rule, false).is_err();
-    r.override_id = if needed { overridden } else { None };
+    // As when recording, the record notes the override only if the amended dose needs it (a
+    // date moved later may no longer need it; moved earlier, it may now).
+    r.override_id = dose::check_conflicts(r.dose_number, r.administered_on, theirs, rule, overridden)?;
     let mut changes = Vec::new();
     if (r.site, &r.product, &r.lot) != (old.site, &old.product, &old.lot) {
         let old_per_vial = per_vial_of(&*tx, &old.product).await?;
