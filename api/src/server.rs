@@ -494,8 +494,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(state.store.db())
-            + &state.events.render_gauges(state.websockets.load(Ordering::Relaxed)),
+        crate::metrics::render(&state.store) + &state.events.render_gauges(state.websockets.load(Ordering::Relaxed)),
     )
         .into_response()
 }

@@ -22,6 +22,8 @@ pub struct Store {
     /// PostgreSQL: the stock ledger's withdrawal batching (`ledger::combine`), shared by every
     /// clone of this store.
     withdrawals: Arc<crate::ledger::combine::Combiner>,
+    /// PostgreSQL: single doses written together (`doses::combine`), shared likewise.
+    doses: Arc<crate::doses::combine::Combiner>,
 }
 
 impl Store {
@@ -34,6 +36,7 @@ impl Store {
             db,
             writer,
             withdrawals: Arc::default(),
+            doses: Arc::default(),
         }
     }
 
@@ -44,6 +47,16 @@ impl Store {
 
     pub(crate) fn withdrawals(&self) -> &crate::ledger::combine::Combiner {
         &self.withdrawals
+    }
+
+    pub(crate) fn doses(&self) -> &crate::doses::combine::Combiner {
+        &self.doses
+    }
+
+    /// PostgreSQL: single doses queued for their writer and not yet taken (0 when the
+    /// database keeps up; grows at a peak it cannot absorb).
+    pub fn doses_waiting(&self) -> usize {
+        self.doses.waiting()
     }
 
     pub fn backend(&self) -> DbBackend {

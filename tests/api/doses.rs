@@ -13,7 +13,7 @@ use tests::{TestApp, WsClient, token};
 
 use super::stock::{CHIYODA, SHINJUKU, Sites, assert_reconciled, day, receive, seed, today};
 
-const RECORD: &str = "fragment R on DoseRecord { id personId municipality couponNumber doseNumber administeredOn product lot site doctorName capture status intervalOverride overrideReason vialEntry openedVial recordedBySite version changedBy changeReason }
+const RECORD: &str = "fragment R on DoseRecord { id personId municipality couponNumber doseNumber administeredOn product lot site doctorName capture status intervalOverride overrideReason vialEntry openedVial recordedBySite recordedAt recordedBy version changedBy changeReason }
 mutation($input: DoseInput!) { recordDose(input: $input) { created record { ...R } stockChanges { entryId kind quantity onHand lot } } }";
 const BATCH: &str = "mutation($records: [DoseInput!]!) { recordDoses(records: $records) { created failed results { index ok created record { id doseNumber openedVial vialEntry } error { code reason field message } } stockChanges { entryId kind onHand } } }";
 const LOTS: &str = "query($site: SiteCode!) { lotDoses(site: $site) { product lot onHand openDoses dosesPerVial availableDoses openVialEntry } }";
@@ -301,6 +301,173 @@ async fn tablets_recording_at_once_share_the_lot_without_losing_a_dose() {
     assert_eq!(lot_doses(&app, &s.base, "FF3620").await["openDoses"], 3);
     assert_eq!(lot_doses(&app, &s.base, "FF3621").await["openDoses"], 3);
     assert_eq!(count_records(&app).await, 24);
+    assert_reconciled(&app).await;
+}
+
+/// Sends one `recordDose` on its own task; the body comes back through the handle.
+fn send_dose(app: &TestApp, site: &str, input: Value) -> tokio::task::JoinHandle<Value> {
+    let (client, url, t) = (app.client.clone(), app.url("/graphql"), Sites::token(site));
+    let body = json!({ "query": RECORD, "variables": { "input": input } });
+    tokio::spawn(async move {
+        let resp = client.post(url).bearer_auth(t).json(&body).send().await.expect("send");
+        resp.json().await.expect("json")
+    })
+}
+
+/// Waits until `done` holds, checking every few milliseconds (panics after 30 s).
+async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done().await {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "waited too long for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Single doses from several sites that wait for the writer together are written together
+/// (PostgreSQL, `doses::combine`) and still get the answers they would one after the other: a
+/// retry gets the original, a reused key and a second dose 1 of the same person are refused
+/// (even when the first is in the same group), a lot the site does not hold is refused, each
+/// site's vial leaves that site's stock and is announced to that call only, and each record
+/// names who recorded it. On PostgreSQL the writer is held up at a lot's row lock so the group
+/// forms for certain: its records share one commit time. SQLite writes one call at a time: the
+/// same calls, sent in the same order, get the same answers.
+#[tokio::test]
+async fn single_doses_waiting_together_are_written_together_each_with_its_own_answer() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    for site in [&s.base, &s.other, &s.far] {
+        receive(&app, site, "FF3620", &day(60), 10).await;
+    }
+    let mut p = Vec::new();
+    for i in 0..6 {
+        p.push(person(&app, CHIYODA, i + 1, None).await);
+    }
+    let calls: Vec<(&str, Value)> = vec![
+        (&s.base, manual(CHIYODA, &p[1], 1, &day(0), "FF3620", "g-1")),
+        (&s.base, manual(CHIYODA, &p[1], 1, &day(0), "FF3620", "g-1")),
+        (&s.base, manual(CHIYODA, &p[2], 1, &day(0), "FF3620", "g-1")),
+        (&s.other, manual(CHIYODA, &p[3], 1, &day(0), "FF3620", "g-1")),
+        (&s.far, manual(CHIYODA, &p[1], 1, &day(0), "FF3620", "g-2")),
+        (&s.base, manual(CHIYODA, &p[4], 1, &day(0), "FF9999", "g-3")),
+        (&s.far, manual(CHIYODA, &p[5], 1, &day(0), "FF3620", "g-4")),
+    ];
+    let first_input = manual(CHIYODA, &p[0], 1, &day(0), "FF3620", "g-0");
+    let store = app.running.as_ref().expect("running").store.clone();
+    let (first, answers): (Value, Vec<Value>) = if app.db.is_postgres() {
+        use sea_orm::TransactionTrait;
+        // Hold the base site's lot: the first call takes it to the writer and waits there.
+        let blocker = store.db().begin().await.expect("begin");
+        blocker
+            .execute_unprepared(&format!(
+                "SELECT 1 FROM stock_balances WHERE site_code = '{}' FOR UPDATE",
+                s.base
+            ))
+            .await
+            .expect("lock");
+        let first = send_dose(&app, &s.base, first_input);
+        until("the first dose to wait for the lot", async || {
+            let row = store
+                .db()
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+                     AND wait_event_type = 'Lock'",
+                ))
+                .await
+                .expect("activity")
+                .expect("row");
+            row.try_get::<i64>("", "n").expect("n") == 1
+        })
+        .await;
+        // The others queue behind it, in this order.
+        let mut pending = Vec::new();
+        for (k, (site, input)) in calls.iter().enumerate() {
+            pending.push(send_dose(&app, site, input.clone()));
+            until("the call to queue", async || store.doses_waiting() == k + 1).await;
+        }
+        blocker.commit().await.expect("release");
+        let first = first.await.expect("first");
+        let mut answers = Vec::new();
+        for t in pending {
+            answers.push(t.await.expect("call"));
+        }
+        (first, answers)
+    } else {
+        let first = send_dose(&app, &s.base, first_input).await.expect("first");
+        let mut answers = Vec::new();
+        for (site, input) in &calls {
+            answers.push(send_dose(&app, site, input.clone()).await.expect("call"));
+        }
+        (first, answers)
+    };
+    let ok = |b: &Value| b["data"]["recordDose"].clone();
+    let reason = |b: &Value| {
+        let ext = &b["errors"][0]["extensions"];
+        (
+            ext["code"].as_str().unwrap_or_default().to_owned(),
+            ext["reason"].as_str().unwrap_or_default().to_owned(),
+            ext["field"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let first = ok(&first);
+    assert_eq!(first["created"], true, "{first}");
+    assert_eq!(first["record"]["openedVial"], true);
+    let [b, c, d, e, f, g, h] = answers.as_slice() else {
+        panic!("seven answers: {answers:?}")
+    };
+    // The base site's dose draws from the vial the first one opened.
+    let (b, c, e, h) = (ok(b), ok(c), ok(e), ok(h));
+    assert_eq!(b["created"], true, "{b}");
+    assert_eq!(b["record"]["openedVial"], false);
+    assert_eq!(b["record"]["vialEntry"], first["record"]["vialEntry"]);
+    assert_eq!(b["stockChanges"], json!([]));
+    assert_eq!(b["record"]["recordedBy"], format!("SITE:{}", s.base));
+    // The same key and content: the original.
+    assert_eq!(c["created"], false, "{c}");
+    assert_eq!(c["record"]["id"], b["record"]["id"]);
+    assert_eq!(c["stockChanges"], json!([]));
+    // The same key with other content at the same site: refused.
+    assert_eq!(
+        reason(d),
+        ("CONFLICT".into(), "IDEMPOTENCY_KEY_REUSED".into(), String::new())
+    );
+    // The same key at another site is another dose; its vial leaves that site's stock.
+    assert_eq!(e["created"], true, "{e}");
+    assert_eq!(
+        (e["record"]["site"].as_str(), e["record"]["recordedBySite"].as_str()),
+        (Some(s.other.as_str()), Some(s.other.as_str()))
+    );
+    assert_eq!(e["record"]["recordedBy"], format!("SITE:{}", s.other));
+    assert_eq!(e["record"]["openedVial"], true);
+    let changes = e["stockChanges"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "{e}");
+    assert_eq!(
+        (changes[0]["lot"].as_str(), changes[0]["onHand"].as_u64()),
+        (Some("FF3620"), Some(9))
+    );
+    assert_eq!(changes[0]["entryId"], e["record"]["vialEntry"]);
+    // A second dose 1 of the person whose dose 1 is in the same group.
+    assert_eq!(reason(f), ("CONFLICT".into(), "DUPLICATE_DOSE".into(), String::new()));
+    assert_eq!(reason(g), ("BAD_USER_INPUT".into(), String::new(), "input.lot".into()));
+    assert_eq!(h["created"], true, "{h}");
+    assert_eq!(h["record"]["recordedBy"], format!("SITE:{}", s.far));
+    assert_eq!(h["stockChanges"][0]["entryId"], h["record"]["vialEntry"]);
+    assert_ne!(h["record"]["vialEntry"], e["record"]["vialEntry"]);
+    if app.db.is_postgres() {
+        // One group: one commit time for all three, after the first call's.
+        assert_eq!(b["record"]["recordedAt"], e["record"]["recordedAt"]);
+        assert_eq!(b["record"]["recordedAt"], h["record"]["recordedAt"]);
+        assert_ne!(b["record"]["recordedAt"], first["record"]["recordedAt"]);
+    }
+    assert_eq!(administered(&app, &s.base, "FF3620").await, (9, 1));
+    assert_eq!(administered(&app, &s.other, "FF3620").await, (9, 1));
+    assert_eq!(administered(&app, &s.far, "FF3620").await, (9, 1));
+    assert_eq!(lot_doses(&app, &s.base, "FF3620").await["openDoses"], 4);
+    assert_eq!(count_records(&app).await, 4);
+    assert_eq!(store.doses_waiting(), 0);
     assert_reconciled(&app).await;
 }
 

@@ -3,10 +3,11 @@
 //! keep every version; a municipality's interval overrides; the end-of-day write-off of open
 //! doses; scoped reads, counts and the consumption figures allocation can weigh by.
 //!
-//! One recording path. A single `recordDose` is a batch of one. In one transaction a batch
-//! looks up the idempotency keys, the persons, their earlier doses and overrides with one
-//! statement each (arrays on PostgreSQL), locks the site's balance rows it draws from (in
-//! product/lot order, so batches never deadlock on each other), decides every record in memory
+//! One recording path. A single `recordDose` is a batch of one (on PostgreSQL, single doses
+//! arriving together are written as one batch of several calls: [`combine`]). In one
+//! transaction a batch looks up the idempotency keys, the persons, their earlier doses and
+//! overrides with one statement (arrays on PostgreSQL), locks the balance rows it draws from (in
+//! site/product/lot order, so batches never deadlock on each other), decides every record in memory
 //! through the pure rules of [`crate::dose`] (records of the same batch see each other), then
 //! appends the opened vials' ADMINISTERED entries and the records with one statement each and
 //! moves each balance row once. A refused record changes nothing; the others are kept. Two
@@ -21,6 +22,7 @@
 //! commit), or expose names and addresses (those belong to the person; a record carries only
 //! the person's id, municipality and coupon number).
 
+pub(crate) mod combine;
 pub(crate) mod sql;
 
 use std::collections::{BTreeMap, HashMap};
@@ -176,6 +178,9 @@ fn is_unique_violation(e: &DomainError) -> bool {
 /// whose codes did not parse comes as its error). `single` names fields `input.…` instead of
 /// `records[i].…`. Refused as a whole: an empty or oversized call, a caller that is not a
 /// site, a withdrawn site.
+///
+/// On PostgreSQL a call of one record joins whatever other single records are waiting
+/// ([`combine`]); a batch is written on its own.
 #[tracing::instrument(skip_all, fields(records = drafts.len()))]
 pub async fn record(
     store: &Store,
@@ -200,13 +205,47 @@ pub async fn record(
         .map(|(i, d)| d.and_then(|d| dose::check_draft(&d, today, &field_of(single, i))))
         .collect();
     let facts = recording_site(store.db(), &site).await?;
-    let label = actor.label();
+    let call = Call {
+        site,
+        municipality: facts.municipality,
+        label: actor.label(),
+        checked,
+        single,
+    };
+    if single && store.backend() == sea_orm::DbBackend::Postgres {
+        store.doses().record(store, call).await
+    } else {
+        record_alone(store, &call).await
+    }
+}
+
+/// One recording call, checked and ready to be written (alone or with others).
+pub(crate) struct Call {
+    site: SiteCode,
+    /// The recording site's municipality (for the stock changes announced).
+    municipality: MunicipalityCode,
+    /// Who recorded (the actor's label).
+    label: String,
+    checked: Vec<Result<CheckedDose, DomainError>>,
+    single: bool,
+}
+
+impl Call {
+    fn site(&self) -> &SiteCode {
+        &self.site
+    }
+}
+
+/// Writes one call in its own transaction. Two transactions racing on the same person's dose
+/// or the same key meet at a unique index; the loser is decided again against the winner.
+pub(crate) async fn record_alone(store: &Store, call: &Call) -> DomainResult<Recorded> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match record_once(store, &site, &facts, &checked, single, &label).await {
+        match record_group(store, std::slice::from_ref(call)).await {
             Err(e) if attempt < 4 && is_unique_violation(&e) => continue,
-            other => return other,
+            Err(e) => return Err(e),
+            Ok(mut done) => return done.pop().ok_or_else(|| DomainError::Corrupt("no result".into())),
         }
     }
 }
@@ -228,6 +267,7 @@ enum VialRef {
 }
 
 struct LotState {
+    site: SiteCode,
     product: ProductCode,
     lot: LotNumber,
     doses: LotDoses,
@@ -238,6 +278,8 @@ struct LotState {
 }
 
 struct Planned {
+    /// The call it belongs to.
+    call: usize,
     dose: CheckedDose,
     person_id: i64,
     override_id: Option<i64>,
@@ -245,58 +287,71 @@ struct Planned {
     opened: bool,
 }
 
+/// A balance row (site, product, lot) as a map key.
+type LotKey = (String, String, String);
+
 /// A balance row locked for the batch, with its parsed key.
-type LockedLot = (ProductCode, LotNumber, sql::LotRow);
+type LockedLot = (SiteCode, ProductCode, LotNumber, sql::LotRow);
+
+fn lot_key(site: &SiteCode, c: &CheckedDose) -> LotKey {
+    (
+        site.as_str().to_owned(),
+        c.product.as_str().to_owned(),
+        c.lot.as_str().to_owned(),
+    )
+}
 
 enum Slot {
     Failed(DomainError),
     Existing(Box<DoseRecord>),
     New(usize),
-    SameAs(usize),
+    /// The same key and content as an earlier record of the group: (call, index in it).
+    SameAs(usize, usize),
 }
 
-async fn record_once(
-    store: &Store,
-    site: &SiteCode,
-    facts: &SiteRow,
-    checked: &[Result<CheckedDose, DomainError>],
-    single: bool,
-    label: &str,
-) -> DomainResult<Recorded> {
+/// A vial this group opens: (planned index, balance row, balance after, day).
+type NewVial = (usize, LotKey, u64, NaiveDate);
+
+/// Writes `calls` in one transaction and answers each. The records of every call are decided
+/// together, in call order, as one batch: they see each other (the same person's doses, the
+/// same key, the same lot), so the answers are those the calls would get one after the other.
+async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<Recorded>> {
     let tx = store.write().await?;
     let now = Utc::now();
     let db = &*tx;
-    // The lots this batch draws from, locked first and in (product, lot) order: batches of the
-    // same site wait here for each other, so everything read below includes what the one
-    // before committed (a retry sent while its original is still being written finds it).
-    let mut rows: BTreeMap<(String, String), Option<LockedLot>> = BTreeMap::new();
-    for c in checked.iter().filter_map(|c| c.as_ref().ok()) {
-        rows.entry((c.product.as_str().to_owned(), c.lot.as_str().to_owned()))
-            .or_insert(None);
-    }
-    for (p, l) in rows.keys().cloned().collect::<Vec<_>>() {
-        let (Ok(product), Ok(lot)) = (p.parse::<ProductCode>(), l.parse::<LotNumber>()) else {
+    let valid = || {
+        calls.iter().flat_map(|call| {
+            call.checked
+                .iter()
+                .filter_map(move |c| Some((call.site(), c.as_ref().ok()?)))
+        })
+    };
+    // The lots the group draws from, locked first and in (site, product, lot) order: writers
+    // of the same site wait here for each other, so everything read below includes what the
+    // one before committed (a retry sent while its original is still being written finds it).
+    let mut rows: BTreeMap<LotKey, Option<LockedLot>> = valid().map(|(site, c)| (lot_key(site, c), None)).collect();
+    for (s, p, l) in rows.keys().cloned().collect::<Vec<_>>() {
+        let (Ok(site), Ok(product), Ok(lot)) =
+            (s.parse::<SiteCode>(), p.parse::<ProductCode>(), l.parse::<LotNumber>())
+        else {
             continue;
         };
-        if let Some(row) = sql::lock_lot(db, site, &product, &lot).await? {
-            rows.insert((p, l), Some((product, lot, row)));
+        if let Some(row) = sql::lock_lot(db, &site, &product, &lot).await? {
+            rows.insert((s, p, l), Some((site, product, lot, row)));
         }
     }
 
-    let keys: Vec<String> = {
-        let mut k: Vec<String> = checked
-            .iter()
-            .filter_map(|c| c.as_ref().ok().map(|c| c.idempotency_key.clone()))
+    let keys: Vec<sql::SiteKey> = {
+        let mut k: Vec<sql::SiteKey> = valid()
+            .map(|(site, c)| (site.as_str().to_owned(), c.idempotency_key.clone()))
             .collect();
         k.sort();
         k.dedup();
         k
     };
     let refs: Vec<(String, String)> = {
-        let mut r: Vec<(String, String)> = checked
-            .iter()
-            .filter_map(|c| c.as_ref().ok())
-            .map(|c| (c.municipality.as_str().to_owned(), c.coupon.as_str().to_owned()))
+        let mut r: Vec<(String, String)> = valid()
+            .map(|(_, c)| (c.municipality.as_str().to_owned(), c.coupon.as_str().to_owned()))
             .collect();
         r.sort();
         r.dedup();
@@ -305,15 +360,15 @@ async fn record_once(
     let (existing, persons, mut earlier, overrides, rules, per_vial) =
         if store.backend() == sea_orm::DbBackend::Postgres {
             // One round trip for everything but the lots (the hot path of a single dose).
-            let l = sql::lookup_pg(db, site, &keys, &refs).await?;
+            let l = sql::lookup_pg(db, &keys, &refs).await?;
             let existing = if l.keys.is_empty() {
                 HashMap::new()
             } else {
-                sql::by_keys(db, site, &l.keys.keys().cloned().collect::<Vec<_>>()).await?
+                sql::by_keys(db, &l.keys.keys().cloned().collect::<Vec<_>>()).await?
             };
             (existing, l.persons, l.earlier, l.overrides, l.rules, l.per_vial)
         } else {
-            let existing = sql::by_keys(db, site, &keys).await?;
+            let existing = sql::by_keys(db, &keys).await?;
             let persons = sql::persons(db, &refs).await?;
             let ids: Vec<i64> = {
                 let mut v: Vec<i64> = persons.values().map(|p| p.id).collect();
@@ -332,12 +387,13 @@ async fn record_once(
                 sql::doses_per_vial(db).await?,
             )
         };
-    let mut lots: BTreeMap<(String, String), Option<LotState>> = rows
+    let mut lots: BTreeMap<LotKey, Option<LotState>> = rows
         .into_iter()
         .map(|(k, v)| {
-            let state = v.and_then(|(product, lot, row)| {
+            let state = v.and_then(|(site, product, lot, row)| {
                 let dpv = *per_vial.get(product.as_str())?;
                 Some(LotState {
+                    site,
                     product,
                     lot,
                     doses: LotDoses {
@@ -355,74 +411,79 @@ async fn record_once(
         })
         .collect();
 
-    let mut slots: Vec<Slot> = Vec::with_capacity(checked.len());
+    let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(calls.len());
     let mut planned: Vec<Planned> = Vec::new();
-    let mut vials: Vec<(usize, String, String, u64, NaiveDate)> = Vec::new(); // (planned idx, product, lot, after, day)
-    let mut first_of_key: HashMap<&str, usize> = HashMap::new();
-    for (i, c) in checked.iter().enumerate() {
-        let field = field_of(single, i);
-        let c = match c {
-            Err(e) => {
-                slots.push(Slot::Failed(clone_error(e)));
+    let mut vials: Vec<NewVial> = Vec::new();
+    let mut first_of_key: HashMap<(&SiteCode, &str), (usize, usize)> = HashMap::new();
+    for (n, call) in calls.iter().enumerate() {
+        let mut mine = Vec::with_capacity(call.checked.len());
+        for (i, c) in call.checked.iter().enumerate() {
+            let field = field_of(call.single, i);
+            let c = match c {
+                Err(e) => {
+                    mine.push(Slot::Failed(clone_error(e)));
+                    continue;
+                }
+                Ok(c) => c,
+            };
+            if let Some(&(m, j)) = first_of_key.get(&(call.site(), c.idempotency_key.as_str())) {
+                let same = match &calls[m].checked[j] {
+                    Ok(first) => first.request_hash == c.request_hash,
+                    Err(_) => false,
+                };
+                mine.push(if same {
+                    Slot::SameAs(m, j)
+                } else {
+                    Slot::Failed(key_reused(&field))
+                });
                 continue;
             }
-            Ok(c) => c,
-        };
-        if let Some(&j) = first_of_key.get(c.idempotency_key.as_str()) {
-            let same = match &checked[j] {
-                Ok(first) => first.request_hash == c.request_hash,
-                Err(_) => false,
-            };
-            slots.push(if same {
-                Slot::SameAs(j)
-            } else {
-                Slot::Failed(key_reused(&field))
-            });
-            continue;
-        }
-        first_of_key.insert(&c.idempotency_key, i);
-        if let Some((rec, hash)) = existing.get(&c.idempotency_key) {
-            slots.push(if *hash == c.request_hash {
-                Slot::Existing(Box::new(rec.clone()))
-            } else {
-                Slot::Failed(key_reused(&field))
-            });
-            continue;
-        }
-        match plan_one(
-            c,
-            &field,
-            &persons,
-            &mut earlier,
-            &overrides,
-            &rules,
-            &per_vial,
-            &mut lots,
-        ) {
-            Err(e) => slots.push(Slot::Failed(e)),
-            Ok((mut p, draw)) => {
-                let k = planned.len();
-                let key = (c.product.as_str().to_owned(), c.lot.as_str().to_owned());
-                let state = lots
-                    .get_mut(&key)
-                    .and_then(Option::as_mut)
-                    .ok_or_else(|| DomainError::Corrupt("planned without a lot".into()))?;
-                state.touched = true;
-                match draw {
-                    Draw::FromOpenVial => p.vial = state.open,
-                    Draw::OpenedVial => {
-                        state.opened += 1;
-                        let v = vials.len();
-                        vials.push((k, key.0, key.1, state.doses.on_hand, c.administered_on));
-                        state.open = VialRef::New(v);
-                        p.vial = VialRef::New(v);
-                        p.opened = true;
+            first_of_key.insert((call.site(), &c.idempotency_key), (n, i));
+            if let Some((rec, hash)) = existing.get(&(call.site.as_str().to_owned(), c.idempotency_key.clone())) {
+                mine.push(if *hash == c.request_hash {
+                    Slot::Existing(Box::new(rec.clone()))
+                } else {
+                    Slot::Failed(key_reused(&field))
+                });
+                continue;
+            }
+            let key = lot_key(call.site(), c);
+            match plan_one(
+                c,
+                &field,
+                &persons,
+                &mut earlier,
+                &overrides,
+                &rules,
+                &per_vial,
+                lots.get_mut(&key).and_then(Option::as_mut),
+            ) {
+                Err(e) => mine.push(Slot::Failed(e)),
+                Ok((mut p, draw)) => {
+                    let k = planned.len();
+                    let state = lots
+                        .get_mut(&key)
+                        .and_then(Option::as_mut)
+                        .ok_or_else(|| DomainError::Corrupt("planned without a lot".into()))?;
+                    state.touched = true;
+                    match draw {
+                        Draw::FromOpenVial => p.vial = state.open,
+                        Draw::OpenedVial => {
+                            state.opened += 1;
+                            let v = vials.len();
+                            vials.push((k, key, state.doses.on_hand, c.administered_on));
+                            state.open = VialRef::New(v);
+                            p.vial = VialRef::New(v);
+                            p.opened = true;
+                        }
                     }
+                    p.call = n;
+                    planned.push(p);
+                    mine.push(Slot::New(k));
                 }
-                planned.push(p);
-                slots.push(Slot::New(k));
             }
         }
+        slots.push(mine);
     }
 
     let (entry_ids, record_ids) = sql::next_ids_both(db, vials.len(), planned.len()).await?;
@@ -434,11 +495,14 @@ async fn record_once(
     let entries: Vec<sql::VialEntry> = vials
         .iter()
         .enumerate()
-        .map(|(k, (p, product, lot, after, day))| {
+        .map(|(k, (p, (site, product, lot), after, day))| {
+            let corrupt = |e: &dyn fmt::Display| DomainError::Corrupt(format!("{e}"));
             Ok(sql::VialEntry {
                 id: entry_ids[k],
-                product: product.parse().map_err(|e| DomainError::Corrupt(format!("{e}")))?,
-                lot: lot.parse().map_err(|e| DomainError::Corrupt(format!("{e}")))?,
+                site: site.parse().map_err(|e| corrupt(&e))?,
+                actor: calls[planned[*p].call].label.clone(),
+                product: product.parse().map_err(|e| corrupt(&e))?,
+                lot: lot.parse().map_err(|e| corrupt(&e))?,
                 balance_after: *after,
                 occurred_on: *day,
                 record_id: record_ids[*p],
@@ -450,6 +514,8 @@ async fn record_once(
         .enumerate()
         .map(|(k, p)| sql::NewRecord {
             id: record_ids[k],
+            site: calls[p.call].site.as_str().to_owned(),
+            actor: calls[p.call].label.clone(),
             person_id: p.person_id,
             municipality: p.dose.municipality.as_str().to_owned(),
             prefecture: p.dose.municipality.prefecture().as_str().to_owned(),
@@ -468,8 +534,8 @@ async fn record_once(
             request_hash: p.dose.request_hash.clone(),
         })
         .collect();
-    sql::insert_vials(db, site, &entries, now, label).await?;
-    sql::insert_records(db, site, &rows, now, label).await?;
+    sql::insert_vials(db, &entries, now).await?;
+    sql::insert_records(db, &rows, now).await?;
     for state in lots.values().flatten().filter(|s| s.touched) {
         let row = sql::LotRow {
             on_hand: state.doses.on_hand,
@@ -477,87 +543,92 @@ async fn record_once(
             open_entry_id: resolve(state.open),
             expiry_date: state.expiry,
         };
-        sql::set_lot(db, site, &state.product, &state.lot, &row, state.opened, now).await?;
+        sql::set_lot(db, &state.site, &state.product, &state.lot, &row, state.opened, now).await?;
     }
     tx.commit().await?;
 
-    let changes = entries
-        .iter()
-        .map(|e| {
-            let expiry = lots
-                .get(&(e.product.as_str().to_owned(), e.lot.as_str().to_owned()))
-                .and_then(Option::as_ref)
-                .map_or(e.occurred_on, |s| s.expiry);
-            StockChange {
-                entry_id: e.id,
-                site: *site,
-                municipality: facts.municipality,
-                product: e.product.clone(),
-                lot: e.lot.clone(),
-                expiry_date: expiry,
-                kind: EntryKind::Administered,
-                quantity: -1,
-                on_hand: crate::quantity::Vials::new(e.balance_after),
-                recorded_at: now,
-            }
-        })
-        .collect();
+    let mut changes: Vec<Vec<StockChange>> = calls.iter().map(|_| Vec::new()).collect();
+    for (e, (p, key, _, _)) in entries.iter().zip(&vials) {
+        let call = &calls[planned[*p].call];
+        let expiry = lots
+            .get(key)
+            .and_then(Option::as_ref)
+            .map_or(e.occurred_on, |s| s.expiry);
+        changes[planned[*p].call].push(StockChange {
+            entry_id: e.id,
+            site: call.site,
+            municipality: call.municipality,
+            product: e.product.clone(),
+            lot: e.lot.clone(),
+            expiry_date: expiry,
+            kind: EntryKind::Administered,
+            quantity: -1,
+            on_hand: crate::quantity::Vials::new(e.balance_after),
+            recorded_at: now,
+        });
+    }
     let built: Vec<DoseRecord> = planned
         .iter()
         .zip(&rows)
-        .map(|(p, r)| DoseRecord {
-            id: r.id,
-            person_id: p.person_id,
-            municipality: p.dose.municipality,
-            coupon: p.dose.coupon,
-            dose_number: p.dose.dose_number,
-            administered_on: p.dose.administered_on,
-            product: p.dose.product.clone(),
-            lot: p.dose.lot.clone(),
-            site: *site,
-            doctor_name: p.dose.doctor_name.clone(),
-            capture: p.dose.capture,
-            status: DoseStatus::Active,
-            override_id: p.override_id,
-            override_reason: p.dose.override_reason.clone(),
-            vial_entry: r.vial_entry_id,
-            opened_vial: p.opened,
-            recorded_by_site: *site,
-            version: 1,
-            recorded_at: now,
-            recorded_by: label.to_owned(),
-            changed_at: now,
-            changed_by: label.to_owned(),
-            change_reason: None,
+        .map(|(p, r)| {
+            let site = calls[p.call].site;
+            DoseRecord {
+                id: r.id,
+                person_id: p.person_id,
+                municipality: p.dose.municipality,
+                coupon: p.dose.coupon,
+                dose_number: p.dose.dose_number,
+                administered_on: p.dose.administered_on,
+                product: p.dose.product.clone(),
+                lot: p.dose.lot.clone(),
+                site,
+                doctor_name: p.dose.doctor_name.clone(),
+                capture: p.dose.capture,
+                status: DoseStatus::Active,
+                override_id: p.override_id,
+                override_reason: p.dose.override_reason.clone(),
+                vial_entry: r.vial_entry_id,
+                opened_vial: p.opened,
+                recorded_by_site: site,
+                version: 1,
+                recorded_at: now,
+                recorded_by: r.actor.clone(),
+                changed_at: now,
+                changed_by: r.actor.clone(),
+                change_reason: None,
+            }
         })
         .collect();
-    let mut results: Vec<Result<Outcome, DomainError>> = Vec::with_capacity(slots.len());
-    for s in &slots {
-        results.push(match s {
-            Slot::Failed(e) => Err(clone_error(e)),
-            Slot::Existing(r) => Ok(Outcome {
-                record: (**r).clone(),
-                created: false,
-            }),
-            Slot::New(k) => Ok(Outcome {
-                record: built[*k].clone(),
-                created: true,
-            }),
-            Slot::SameAs(_) => Err(DomainError::Corrupt("resolved below".into())),
-        });
-    }
-    for (i, s) in slots.iter().enumerate() {
-        if let Slot::SameAs(j) = s {
-            results[i] = match &results[*j] {
-                Ok(o) => Ok(Outcome {
-                    record: o.record.clone(),
-                    created: false,
-                }),
-                Err(e) => Err(clone_error(e)),
-            };
-        }
-    }
-    Ok(Recorded { results, changes })
+    let answer = |s: &Slot| match s {
+        Slot::Failed(e) => Err(clone_error(e)),
+        Slot::Existing(r) => Ok(Outcome {
+            record: (**r).clone(),
+            created: false,
+        }),
+        Slot::New(k) => Ok(Outcome {
+            record: built[*k].clone(),
+            created: true,
+        }),
+        Slot::SameAs(..) => Err(DomainError::Corrupt("a repeated key points at a repeat".into())),
+    };
+    Ok(slots
+        .iter()
+        .zip(changes)
+        .map(|(mine, changes)| Recorded {
+            results: mine
+                .iter()
+                .map(|s| match s {
+                    // The first record under a key is never itself a repeat.
+                    Slot::SameAs(m, j) => answer(&slots[*m][*j]).map(|o| Outcome {
+                        record: o.record,
+                        created: false,
+                    }),
+                    other => answer(other),
+                })
+                .collect(),
+            changes,
+        })
+        .collect())
 }
 
 fn key_reused(field: &str) -> DomainError {
@@ -603,7 +674,7 @@ fn plan_one(
     overrides: &HashMap<(i64, u8), i64>,
     rules: &HashMap<(String, u8), dose::IntervalRule>,
     per_vial: &HashMap<String, u64>,
-    lots: &mut BTreeMap<(String, String), Option<LotState>>,
+    lot: Option<&mut LotState>,
 ) -> DomainResult<(Planned, Draw)> {
     let person = persons
         .get(&(c.municipality.as_str().to_owned(), c.coupon.as_str().to_owned()))
@@ -641,8 +712,7 @@ fn plan_one(
     let theirs = earlier.entry(person.id).or_default();
     // Only the override actually used is noted on the record.
     let used = dose::check_conflicts(c.dose_number, c.administered_on, theirs, rule, override_id)?;
-    let key = (c.product.as_str().to_owned(), c.lot.as_str().to_owned());
-    let state = lots.get_mut(&key).and_then(Option::as_mut).ok_or_else(|| {
+    let state = lot.ok_or_else(|| {
         DomainError::invalid(
             format!("{field}.lot"),
             format!("this site holds no lot {} of {}", c.lot, c.product),
@@ -659,6 +729,7 @@ fn plan_one(
     });
     Ok((
         Planned {
+            call: 0,
             dose: c.clone(),
             person_id: person.id,
             override_id: used,
@@ -820,13 +891,15 @@ async fn take_one<C: ConnectionTrait>(
             let id = sql::next_ids(db, "stock_entries", 1).await?[0];
             let entry = sql::VialEntry {
                 id,
+                site: r.site,
+                actor: actor.to_owned(),
                 product: r.product.clone(),
                 lot: r.lot.clone(),
                 balance_after: doses.on_hand,
                 occurred_on: r.administered_on,
                 record_id: r.id,
             };
-            sql::insert_vials(db, &r.site, std::slice::from_ref(&entry), now, actor).await?;
+            sql::insert_vials(db, std::slice::from_ref(&entry), now).await?;
             next.open_entry_id = Some(id);
             delta = 1;
             r.vial_entry = Some(id);

@@ -26,23 +26,29 @@ fn pg<C: ConnectionTrait>(db: &C) -> bool {
     db.get_database_backend() == DbBackend::Postgres
 }
 
-/// Records of `site` stored under any of `keys`, with their request hashes.
+/// A site's idempotency key: (recording site, key).
+pub type SiteKey = (String, String);
+
+/// Records stored under any of `keys` (each a recording site and its key), with their request
+/// hashes.
 pub async fn by_keys<C: ConnectionTrait>(
     db: &C,
-    site: &SiteCode,
-    keys: &[String],
-) -> DomainResult<HashMap<String, (DoseRecord, String)>> {
+    keys: &[SiteKey],
+) -> DomainResult<HashMap<SiteKey, (DoseRecord, String)>> {
     let mut out = HashMap::new();
     if keys.is_empty() {
         return Ok(out);
     }
     let backend = db.get_database_backend();
     let rows: Vec<QueryResult> = if pg(db) {
+        // One index probe per key, whatever plan is cached (see `lookup_pg`).
         let sql = format!(
-            "SELECT {COLUMNS}, idempotency_key, request_hash FROM dose_records \
-             WHERE recorded_by_site = CAST(? AS bpchar) AND idempotency_key = ANY(?)"
+            "SELECT d.* FROM UNNEST(CAST(? AS bpchar[]), CAST(? AS text[])) AS k(s, key) \
+             CROSS JOIN LATERAL (SELECT {COLUMNS}, idempotency_key, request_hash FROM dose_records \
+             WHERE recorded_by_site = k.s AND idempotency_key = k.key OFFSET 0) d"
         );
-        db.query_all_raw(stmt(backend, &sql, vec![site.as_str().into(), keys.to_vec().into()]))
+        let (sites, ks): (Vec<String>, Vec<String>) = keys.iter().cloned().unzip();
+        db.query_all_raw(stmt(backend, &sql, vec![sites.into(), ks.into()]))
             .await?
     } else {
         let sql = format!(
@@ -50,7 +56,7 @@ pub async fn by_keys<C: ConnectionTrait>(
              WHERE recorded_by_site = ? AND idempotency_key = ?"
         );
         let mut rows = Vec::new();
-        for k in keys {
+        for (site, k) in keys {
             rows.extend(
                 db.query_all_raw(stmt(backend, &sql, vec![site.as_str().into(), k.as_str().into()]))
                     .await?,
@@ -59,9 +65,13 @@ pub async fn by_keys<C: ConnectionTrait>(
         rows
     };
     for r in rows {
+        let site: String = r.try_get("", "recorded_by_site")?;
         let key: String = r.try_get("", "idempotency_key")?;
         let hash: String = r.try_get("", "request_hash")?;
-        out.insert(key, (super::record_from_row(&r)?, hash.trim().to_owned()));
+        out.insert(
+            (site.trim().to_owned(), key),
+            (super::record_from_row(&r)?, hash.trim().to_owned()),
+        );
     }
     Ok(out)
 }
@@ -344,6 +354,9 @@ pub async fn next_ids<C: ConnectionTrait>(db: &C, table: &'static str, n: usize)
 #[derive(Debug, Clone)]
 pub struct VialEntry {
     pub id: i64,
+    pub site: SiteCode,
+    /// Who recorded the dose that opened it.
+    pub actor: String,
     pub product: ProductCode,
     pub lot: LotNumber,
     pub balance_after: u64,
@@ -355,13 +368,7 @@ pub struct VialEntry {
 pub const VIAL_NOTE: &str = "vial opened for doses";
 
 /// Appends the ADMINISTERED entries of opened vials (one statement on PostgreSQL).
-pub async fn insert_vials<C: ConnectionTrait>(
-    db: &C,
-    site: &SiteCode,
-    entries: &[VialEntry],
-    now: DateTime<Utc>,
-    actor: &str,
-) -> DomainResult<()> {
+pub async fn insert_vials<C: ConnectionTrait>(db: &C, entries: &[VialEntry], now: DateTime<Utc>) -> DomainResult<()> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -369,15 +376,20 @@ pub async fn insert_vials<C: ConnectionTrait>(
     if pg(db) {
         let sql = "INSERT INTO stock_entries (id, site_code, product_code, lot_number, kind, quantity, balance_after, \
                    note, occurred_on, recorded_at, actor, dose_record_id) \
-                   SELECT u.id, ?, u.product, u.lot, 'ADMINISTERED', -1, u.balance_after, ?, u.occurred_on, ?, ?, u.record_id \
-                   FROM UNNEST(CAST(? AS bigint[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS bigint[]), \
-                   CAST(? AS date[]), CAST(? AS bigint[])) AS u(id, product, lot, balance_after, occurred_on, record_id)";
+                   SELECT u.id, u.site, u.product, u.lot, 'ADMINISTERED', -1, u.balance_after, ?, u.occurred_on, ?, u.actor, \
+                   u.record_id \
+                   FROM UNNEST(CAST(? AS bigint[]), CAST(? AS bpchar[]), CAST(? AS text[]), CAST(? AS text[]), \
+                   CAST(? AS bigint[]), CAST(? AS date[]), CAST(? AS text[]), CAST(? AS bigint[])) \
+                   AS u(id, site, product, lot, balance_after, occurred_on, actor, record_id)";
         let values: Vec<Value> = vec![
-            site.as_str().into(),
             VIAL_NOTE.into(),
             now.into(),
-            actor.into(),
             entries.iter().map(|e| e.id).collect::<Vec<i64>>().into(),
+            entries
+                .iter()
+                .map(|e| e.site.as_str().to_owned())
+                .collect::<Vec<String>>()
+                .into(),
             entries
                 .iter()
                 .map(|e| e.product.as_str().to_owned())
@@ -394,6 +406,7 @@ pub async fn insert_vials<C: ConnectionTrait>(
                 .collect::<Vec<i64>>()
                 .into(),
             entries.iter().map(|e| e.occurred_on).collect::<Vec<NaiveDate>>().into(),
+            entries.iter().map(|e| e.actor.clone()).collect::<Vec<String>>().into(),
             entries.iter().map(|e| e.record_id).collect::<Vec<i64>>().into(),
         ];
         db.execute_raw(stmt(backend, sql, values)).await?;
@@ -404,14 +417,14 @@ pub async fn insert_vials<C: ConnectionTrait>(
         for e in entries {
             let values: Vec<Value> = vec![
                 e.id.into(),
-                site.as_str().into(),
+                e.site.as_str().into(),
                 e.product.as_str().into(),
                 e.lot.as_str().into(),
                 i64::try_from(e.balance_after).unwrap_or(i64::MAX).into(),
                 VIAL_NOTE.into(),
                 e.occurred_on.into(),
                 now.into(),
-                actor.into(),
+                e.actor.as_str().into(),
                 e.record_id.into(),
             ];
             db.execute_raw(stmt(backend, sql, values)).await?;
@@ -472,6 +485,10 @@ pub async fn is_reversed<C: ConnectionTrait>(db: &C, entry: i64) -> DomainResult
 #[derive(Debug, Clone)]
 pub struct NewRecord {
     pub id: i64,
+    /// The recording site (where the dose was given).
+    pub site: String,
+    /// Who recorded it.
+    pub actor: String,
     pub person_id: i64,
     pub municipality: String,
     pub prefecture: String,
@@ -490,14 +507,8 @@ pub struct NewRecord {
     pub request_hash: String,
 }
 
-/// Appends dose records recorded by `site` (one statement on PostgreSQL).
-pub async fn insert_records<C: ConnectionTrait>(
-    db: &C,
-    site: &SiteCode,
-    rows: &[NewRecord],
-    now: DateTime<Utc>,
-    actor: &str,
-) -> DomainResult<()> {
+/// Appends dose records, each recorded by its own site (one statement on PostgreSQL).
+pub async fn insert_records<C: ConnectionTrait>(db: &C, rows: &[NewRecord], now: DateTime<Utc>) -> DomainResult<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -507,23 +518,19 @@ pub async fn insert_records<C: ConnectionTrait>(
                    administered_on, product_code, lot_number, site_code, doctor_name, capture, status, override_id, \
                    override_reason, vial_entry_id, opened_vial, recorded_by_site, idempotency_key, request_hash, version, \
                    recorded_at, recorded_by, changed_at, changed_by) \
-                   SELECT u.id, u.person_id, u.m, u.p, u.c, u.n, u.d, u.product, u.lot, ?, u.doctor, u.capture, 'ACTIVE', \
-                   NULLIF(u.override_id, 0), NULLIF(u.override_reason, ''), NULLIF(u.vial, 0), u.opened, ?, u.k, u.h, 1, \
-                   ?, ?, ?, ? \
+                   SELECT u.id, u.person_id, u.m, u.p, u.c, u.n, u.d, u.product, u.lot, u.site, u.doctor, u.capture, \
+                   'ACTIVE', NULLIF(u.override_id, 0), NULLIF(u.override_reason, ''), NULLIF(u.vial, 0), u.opened, u.site, \
+                   u.k, u.h, 1, ?, u.actor, ?, u.actor \
                    FROM UNNEST(CAST(? AS bigint[]), CAST(? AS bigint[]), CAST(? AS text[]), CAST(? AS text[]), \
                    CAST(? AS text[]), CAST(? AS smallint[]), CAST(? AS date[]), CAST(? AS text[]), CAST(? AS text[]), \
                    CAST(? AS text[]), CAST(? AS text[]), CAST(? AS bigint[]), CAST(? AS text[]), CAST(? AS bigint[]), \
-                   CAST(? AS boolean[]), CAST(? AS text[]), CAST(? AS text[])) \
+                   CAST(? AS boolean[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS bpchar[]), CAST(? AS text[])) \
                    AS u(id, person_id, m, p, c, n, d, product, lot, doctor, capture, override_id, override_reason, vial, \
-                   opened, k, h)";
+                   opened, k, h, site, actor)";
         let col = |f: &dyn Fn(&NewRecord) -> String| rows.iter().map(f).collect::<Vec<String>>();
         let values: Vec<Value> = vec![
-            site.as_str().into(),
-            site.as_str().into(),
             now.into(),
-            actor.into(),
             now.into(),
-            actor.into(),
             rows.iter().map(|r| r.id).collect::<Vec<i64>>().into(),
             rows.iter().map(|r| r.person_id).collect::<Vec<i64>>().into(),
             col(&|r| r.municipality.clone()).into(),
@@ -550,6 +557,8 @@ pub async fn insert_records<C: ConnectionTrait>(
             rows.iter().map(|r| r.opened_vial).collect::<Vec<bool>>().into(),
             col(&|r| r.idempotency_key.clone()).into(),
             col(&|r| r.request_hash.clone()).into(),
+            col(&|r| r.site.clone()).into(),
+            col(&|r| r.actor.clone()).into(),
         ];
         db.execute_raw(stmt(backend, sql, values)).await?;
     } else {
@@ -569,20 +578,20 @@ pub async fn insert_records<C: ConnectionTrait>(
                 r.administered_on.into(),
                 r.product.as_str().into(),
                 r.lot.as_str().into(),
-                site.as_str().into(),
+                r.site.as_str().into(),
                 r.doctor_name.as_str().into(),
                 r.capture.into(),
                 r.override_id.into(),
                 r.override_reason.clone().into(),
                 r.vial_entry_id.into(),
                 r.opened_vial.into(),
-                site.as_str().into(),
+                r.site.as_str().into(),
                 r.idempotency_key.as_str().into(),
                 r.request_hash.as_str().into(),
                 now.into(),
-                actor.into(),
+                r.actor.as_str().into(),
                 now.into(),
-                actor.into(),
+                r.actor.as_str().into(),
             ];
             db.execute_raw(stmt(backend, sql, values)).await?;
         }
@@ -649,7 +658,7 @@ pub async fn update_record<C: ConnectionTrait>(
 /// rules and the doses per vial. Every part is an index lookup by key (or a small reference
 /// table), aggregated to JSON so the parts can differ in shape.
 pub struct Lookup {
-    pub keys: HashMap<String, String>,
+    pub keys: HashMap<SiteKey, String>,
     pub persons: HashMap<(String, String), PersonRow>,
     pub earlier: HashMap<i64, Vec<EarlierDose>>,
     pub overrides: HashMap<(i64, u8), i64>,
@@ -683,30 +692,42 @@ fn date(v: &serde_json::Value, what: &str) -> DomainResult<NaiveDate> {
 
 pub async fn lookup_pg<C: ConnectionTrait>(
     db: &C,
-    site: &SiteCode,
-    keys: &[String],
+    keys: &[SiteKey],
     refs: &[(String, String)],
 ) -> DomainResult<Lookup> {
     let (ms, cs): (Vec<String>, Vec<String>) = refs.iter().cloned().unzip();
+    let (ss, ks): (Vec<String>, Vec<String>) = keys.iter().cloned().unzip();
+    // Every part probes an index once per key: `LATERAL (… OFFSET 0)` keeps the planner from
+    // turning a probe into a join, so the plan PostgreSQL caches for this statement (a generic
+    // one, made from whatever statistics it had, possibly of an empty `dose_records` at the
+    // start of a day) cannot become a scan of the table that grows all day. Measured: with
+    // plain joins the cached plan hashed the keys and read all of `dose_records` per call, and
+    // single doses fell from ~930/s to ~360/s within a minute.
     let sql = "WITH p AS (SELECT p.id, p.municipality_code, p.coupon_number, p.moved_out_on \
                  FROM UNNEST(CAST(? AS bpchar[]), CAST(? AS bpchar[])) AS k(m, c) \
-                 JOIN persons p ON p.municipality_code = k.m AND p.coupon_number = k.c) \
+                 CROSS JOIN LATERAL (SELECT p.id, p.municipality_code, p.coupon_number, p.moved_out_on FROM persons p \
+                   WHERE p.municipality_code = k.m AND p.coupon_number = k.c OFFSET 0) p) \
                SELECT \
-                (SELECT COALESCE(json_agg(json_build_array(d.idempotency_key, d.request_hash)), '[]'::json) FROM dose_records d \
-                  WHERE d.recorded_by_site = CAST(? AS bpchar) AND d.idempotency_key = ANY(?)) AS keys, \
+                (SELECT COALESCE(json_agg(json_build_array(d.recorded_by_site, d.idempotency_key, d.request_hash)), '[]'::json) \
+                  FROM UNNEST(CAST(? AS bpchar[]), CAST(? AS text[])) AS k(s, key) \
+                  CROSS JOIN LATERAL (SELECT d.recorded_by_site, d.idempotency_key, d.request_hash FROM dose_records d \
+                    WHERE d.recorded_by_site = k.s AND d.idempotency_key = k.key OFFSET 0) d) AS keys, \
                 (SELECT COALESCE(json_agg(json_build_array(p.id, p.municipality_code, p.coupon_number, p.moved_out_on)), '[]'::json) \
                   FROM p) AS persons, \
                 (SELECT COALESCE(json_agg(json_build_array(o.pid, d.dose_number, d.administered_on)), '[]'::json) \
                   FROM (SELECT id AS pid, id AS owner FROM p UNION ALL \
-                        SELECT l.person_id, l.earlier_person_id FROM person_links l WHERE l.person_id IN (SELECT id FROM p)) o \
-                  JOIN dose_records d ON d.person_id = o.owner AND d.status = 'ACTIVE') AS earlier, \
-                (SELECT COALESCE(json_agg(json_build_array(o.person_id, o.dose_number, o.id)), '[]'::json) \
-                  FROM dose_interval_overrides o WHERE o.person_id = ANY(ARRAY(SELECT id FROM p))) AS overrides, \
+                        SELECT p.id, l.earlier_person_id FROM p CROSS JOIN LATERAL \
+                          (SELECT l.earlier_person_id FROM person_links l WHERE l.person_id = p.id OFFSET 0) l) o \
+                  CROSS JOIN LATERAL (SELECT d.dose_number, d.administered_on FROM dose_records d \
+                    WHERE d.person_id = o.owner AND d.status = 'ACTIVE' OFFSET 0) d) AS earlier, \
+                (SELECT COALESCE(json_agg(json_build_array(p.id, o.dose_number, o.id)), '[]'::json) \
+                  FROM p CROSS JOIN LATERAL (SELECT o.dose_number, o.id FROM dose_interval_overrides o \
+                    WHERE o.person_id = p.id OFFSET 0) o) AS overrides, \
                 (SELECT COALESCE(json_agg(json_build_array(r.product_code, r.dose_number, r.min_days, r.min_months)), '[]'::json) \
                   FROM dose_interval_rules r) AS rules, \
                 (SELECT COALESCE(json_agg(json_build_array(x.code, x.doses_per_vial)), '[]'::json) FROM products x \
                   WHERE x.kind = 'VACCINE' AND x.doses_per_vial > 0) AS vials";
-    let values: Vec<Value> = vec![ms.into(), cs.into(), site.as_str().into(), keys.to_vec().into()];
+    let values: Vec<Value> = vec![ms.into(), cs.into(), ss.into(), ks.into()];
     let row = db
         .query_one_raw(stmt(db.get_database_backend(), sql, values))
         .await?
@@ -721,7 +742,13 @@ pub async fn lookup_pg<C: ConnectionTrait>(
         per_vial: HashMap::new(),
     };
     for r in rows_of(&get("keys")?, "keys")? {
-        out.keys.insert(s(&r[0], "key")?, s(&r[1], "hash")?);
+        out.keys.insert(
+            (
+                s(&r[0], "site")?,
+                r[1].as_str().ok_or_else(|| json_err("key"))?.to_owned(),
+            ),
+            s(&r[2], "hash")?,
+        );
     }
     for r in rows_of(&get("persons")?, "persons")? {
         let moved = match &r[3] {

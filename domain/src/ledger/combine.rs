@@ -151,7 +151,7 @@ impl Combiner {
     }
 }
 
-fn lane_of(site: &SiteCode, lanes: usize) -> usize {
+pub(crate) fn lane_of(site: &SiteCode, lanes: usize) -> usize {
     // Site codes are digits; their sum spreads consecutive codes over the lanes.
     site.as_str().bytes().map(usize::from).sum::<usize>() % lanes.max(1)
 }
