@@ -331,7 +331,8 @@ async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
 /// retry gets the original, a reused key and a second dose 1 of the same person are refused
 /// (even when the first is in the same group), a lot the site does not hold is refused, each
 /// site's vial leaves that site's stock and is announced to that call only, and each record
-/// names who recorded it. On PostgreSQL the writer is held up at a lot's row lock so the group
+/// names who recorded it; a call from a withdrawn site is refused as a whole (the group checks
+/// its sites in its look-up) without touching the others. On PostgreSQL the writer is held up at a lot's row lock so the group
 /// forms for certain: its records share one commit time. SQLite writes one call at a time: the
 /// same calls, sent in the same order, get the same answers.
 #[tokio::test]
@@ -341,6 +342,12 @@ async fn single_doses_waiting_together_are_written_together_each_with_its_own_an
     for site in [&s.base, &s.other, &s.far] {
         receive(&app, site, "FF3620", &day(60), 10).await;
     }
+    app.ok(
+        &token("NATIONAL", None),
+        "mutation($c: SiteCode!) { withdrawSite(code: $c) { status } }",
+        json!({ "c": s.other_sat }),
+    )
+    .await;
     let mut p = Vec::new();
     for i in 0..6 {
         p.push(person(&app, CHIYODA, i + 1, None).await);
@@ -353,6 +360,7 @@ async fn single_doses_waiting_together_are_written_together_each_with_its_own_an
         (&s.far, manual(CHIYODA, &p[1], 1, &day(0), "FF3620", "g-2")),
         (&s.base, manual(CHIYODA, &p[4], 1, &day(0), "FF9999", "g-3")),
         (&s.far, manual(CHIYODA, &p[5], 1, &day(0), "FF3620", "g-4")),
+        (&s.other_sat, manual(CHIYODA, &p[4], 1, &day(0), "FF3620", "g-5")),
     ];
     let first_input = manual(CHIYODA, &p[0], 1, &day(0), "FF3620", "g-0");
     let store = app.running.as_ref().expect("running").store.clone();
@@ -415,9 +423,11 @@ async fn single_doses_waiting_together_are_written_together_each_with_its_own_an
     let first = ok(&first);
     assert_eq!(first["created"], true, "{first}");
     assert_eq!(first["record"]["openedVial"], true);
-    let [b, c, d, e, f, g, h] = answers.as_slice() else {
-        panic!("seven answers: {answers:?}")
+    let [b, c, d, e, f, g, h, w] = answers.as_slice() else {
+        panic!("eight answers: {answers:?}")
     };
+    assert_eq!(reason(w).0, "FORBIDDEN", "{w}");
+    assert_eq!(w["data"], Value::Null);
     // The base site's dose draws from the vial the first one opened.
     let (b, c, e, h) = (ok(b), ok(c), ok(e), ok(h));
     assert_eq!(b["created"], true, "{b}");

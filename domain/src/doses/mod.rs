@@ -146,19 +146,17 @@ struct SiteRow {
 }
 
 async fn recording_site<C: ConnectionTrait>(db: &C, code: &SiteCode) -> DomainResult<SiteRow> {
-    let row = db
-        .query_one_raw(stmt(
-            db.get_database_backend(),
-            "SELECT municipality_code, status FROM sites WHERE code = CAST(? AS bpchar)",
-            vec![code.as_str().into()],
-        ))
-        .await?
-        .ok_or_else(|| DomainError::not_found("site", code))?;
-    let status: String = row.try_get("", "status")?;
+    let mut found = sql::sites(db, &[code.as_str().to_owned()]).await?;
+    site_row(code, found.remove(code.as_str()))
+}
+
+/// A site as a recording site: it must exist and be active. `found`: its (municipality,
+/// status) as stored.
+fn site_row(code: &SiteCode, found: Option<(String, String)>) -> DomainResult<SiteRow> {
+    let (m, status) = found.ok_or_else(|| DomainError::not_found("site", code))?;
     if status.trim() != "ACTIVE" {
         return Err(DomainError::Forbidden(format!("site {code} is withdrawn")));
     }
-    let m: String = row.try_get("", "municipality_code")?;
     Ok(SiteRow {
         municipality: m
             .trim()
@@ -204,17 +202,18 @@ pub async fn record(
         .enumerate()
         .map(|(i, d)| d.and_then(|d| dose::check_draft(&d, today, &field_of(single, i))))
         .collect();
-    let facts = recording_site(store.db(), &site).await?;
-    let call = Call {
+    let mut call = Call {
         site,
-        municipality: facts.municipality,
+        municipality: None,
         label: actor.label(),
         checked,
         single,
     };
     if single && store.backend() == sea_orm::DbBackend::Postgres {
+        // The group's look-up checks the site (one statement for the whole group).
         store.doses().record(store, call).await
     } else {
+        call.municipality = Some(recording_site(store.db(), &site).await?.municipality);
         record_alone(store, &call).await
     }
 }
@@ -222,8 +221,10 @@ pub async fn record(
 /// One recording call, checked and ready to be written (alone or with others).
 pub(crate) struct Call {
     site: SiteCode,
-    /// The recording site's municipality (for the stock changes announced).
-    municipality: MunicipalityCode,
+    /// The recording site's municipality (for the stock changes announced), once the site was
+    /// found active; `None`: the group looks the site up and refuses the call as a whole if it
+    /// is unknown or withdrawn.
+    municipality: Option<MunicipalityCode>,
     /// Who recorded (the actor's label).
     label: String,
     checked: Vec<Result<CheckedDose, DomainError>>,
@@ -245,7 +246,11 @@ pub(crate) async fn record_alone(store: &Store, call: &Call) -> DomainResult<Rec
         match record_group(store, std::slice::from_ref(call)).await {
             Err(e) if attempt < 4 && is_unique_violation(&e) => continue,
             Err(e) => return Err(e),
-            Ok(mut done) => return done.pop().ok_or_else(|| DomainError::Corrupt("no result".into())),
+            Ok(mut done) => {
+                return done
+                    .pop()
+                    .unwrap_or_else(|| Err(DomainError::Corrupt("no result".into())));
+            }
         }
     }
 }
@@ -315,7 +320,7 @@ type NewVial = (usize, LotKey, u64, NaiveDate);
 /// Writes `calls` in one transaction and answers each. The records of every call are decided
 /// together, in call order, as one batch: they see each other (the same person's doses, the
 /// same key, the same lot), so the answers are those the calls would get one after the other.
-async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<Recorded>> {
+async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<DomainResult<Recorded>>> {
     let tx = store.write().await?;
     let now = Utc::now();
     let db = &*tx;
@@ -330,15 +335,17 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<Recorde
     // of the same site wait here for each other, so everything read below includes what the
     // one before committed (a retry sent while its original is still being written finds it).
     let mut rows: BTreeMap<LotKey, Option<LockedLot>> = valid().map(|(site, c)| (lot_key(site, c), None)).collect();
-    for (s, p, l) in rows.keys().cloned().collect::<Vec<_>>() {
-        let (Ok(site), Ok(product), Ok(lot)) =
-            (s.parse::<SiteCode>(), p.parse::<ProductCode>(), l.parse::<LotNumber>())
-        else {
-            continue;
-        };
-        if let Some(row) = sql::lock_lot(db, &site, &product, &lot).await? {
-            rows.insert((s, p, l), Some((site, product, lot, row)));
-        }
+    let wanted: Vec<sql::LotKey> = rows
+        .keys()
+        .filter_map(|(s, p, l)| Some((s.parse().ok()?, p.parse().ok()?, l.parse().ok()?)))
+        .collect();
+    for ((site, product, lot), row) in sql::lock_lots(db, &wanted).await? {
+        let key = (
+            site.as_str().to_owned(),
+            product.as_str().to_owned(),
+            lot.as_str().to_owned(),
+        );
+        rows.insert(key, Some((site, product, lot, row)));
     }
 
     let keys: Vec<sql::SiteKey> = {
@@ -357,16 +364,37 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<Recorde
         r.dedup();
         r
     };
-    let (existing, persons, mut earlier, overrides, rules, per_vial) =
+    let unchecked: Vec<String> = {
+        let mut u: Vec<String> = calls
+            .iter()
+            .filter(|c| c.municipality.is_none())
+            .map(|c| c.site.as_str().to_owned())
+            .collect();
+        u.sort();
+        u.dedup();
+        u
+    };
+    let (existing, persons, mut earlier, overrides, rules, per_vial, drawn, sites) =
         if store.backend() == sea_orm::DbBackend::Postgres {
-            // One round trip for everything but the lots (the hot path of a single dose).
-            let l = sql::lookup_pg(db, &keys, &refs).await?;
+            // One round trip for everything but the lots, the recording sites and new ids
+            // included (the hot path of a single dose).
+            let l = sql::lookup_pg(db, &keys, &refs, &unchecked, valid().count()).await?;
             let existing = if l.keys.is_empty() {
                 HashMap::new()
             } else {
                 sql::by_keys(db, &l.keys.keys().cloned().collect::<Vec<_>>()).await?
             };
-            (existing, l.persons, l.earlier, l.overrides, l.rules, l.per_vial)
+            let drawn = Some((l.entry_ids, l.record_ids));
+            (
+                existing,
+                l.persons,
+                l.earlier,
+                l.overrides,
+                l.rules,
+                l.per_vial,
+                drawn,
+                l.sites,
+            )
         } else {
             let existing = sql::by_keys(db, &keys).await?;
             let persons = sql::persons(db, &refs).await?;
@@ -385,6 +413,8 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<Recorde
                 overrides,
                 sql::interval_rules(db).await?,
                 sql::doses_per_vial(db).await?,
+                None,
+                sql::sites(db, &unchecked).await?,
             )
         };
     let mut lots: BTreeMap<LotKey, Option<LotState>> = rows
@@ -415,8 +445,20 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<Recorde
     let mut planned: Vec<Planned> = Vec::new();
     let mut vials: Vec<NewVial> = Vec::new();
     let mut first_of_key: HashMap<(&SiteCode, &str), (usize, usize)> = HashMap::new();
+    // Each call's recording site, or why the call is refused as a whole.
+    let facts: Vec<DomainResult<MunicipalityCode>> = calls
+        .iter()
+        .map(|c| match c.municipality {
+            Some(m) => Ok(m),
+            None => site_row(&c.site, sites.get(c.site.as_str()).cloned()).map(|f| f.municipality),
+        })
+        .collect();
     for (n, call) in calls.iter().enumerate() {
         let mut mine = Vec::with_capacity(call.checked.len());
+        if facts[n].is_err() {
+            slots.push(mine);
+            continue;
+        }
         for (i, c) in call.checked.iter().enumerate() {
             let field = field_of(call.single, i);
             let c = match c {
@@ -486,7 +528,16 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<Recorde
         slots.push(mine);
     }
 
-    let (entry_ids, record_ids) = sql::next_ids_both(db, vials.len(), planned.len()).await?;
+    let (entry_ids, record_ids) = match drawn {
+        Some(ids) => ids,
+        None => (
+            sql::next_ids(db, "stock_entries", vials.len()).await?,
+            sql::next_ids(db, "dose_records", planned.len()).await?,
+        ),
+    };
+    if entry_ids.len() < vials.len() || record_ids.len() < planned.len() {
+        return Err(DomainError::Corrupt("fewer new ids than records".into()));
+    }
     let resolve = |v: VialRef| match v {
         VialRef::None => None,
         VialRef::Stored(id) => Some(id),
@@ -534,30 +585,42 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<Recorde
             request_hash: p.dose.request_hash.clone(),
         })
         .collect();
-    sql::insert_vials(db, &entries, now).await?;
-    sql::insert_records(db, &rows, now).await?;
-    for state in lots.values().flatten().filter(|s| s.touched) {
-        let row = sql::LotRow {
-            on_hand: state.doses.on_hand,
-            open_doses: state.doses.open_doses,
-            open_entry_id: resolve(state.open),
-            expiry_date: state.expiry,
-        };
-        sql::set_lot(db, &state.site, &state.product, &state.lot, &row, state.opened, now).await?;
-    }
+    let touched: Vec<(sql::LotKey, &LotState)> = lots
+        .values()
+        .flatten()
+        .filter(|s| s.touched)
+        .map(|s| ((s.site, s.product.clone(), s.lot.clone()), s))
+        .collect();
+    let updates: Vec<sql::LotUpdate<'_>> = touched
+        .iter()
+        .map(|(key, state)| sql::LotUpdate {
+            key,
+            row: sql::LotRow {
+                on_hand: state.doses.on_hand,
+                open_doses: state.doses.open_doses,
+                open_entry_id: resolve(state.open),
+                expiry_date: state.expiry,
+            },
+            administered_delta: state.opened,
+        })
+        .collect();
+    sql::write_batch(db, &entries, &rows, &updates, now).await?;
     tx.commit().await?;
 
     let mut changes: Vec<Vec<StockChange>> = calls.iter().map(|_| Vec::new()).collect();
     for (e, (p, key, _, _)) in entries.iter().zip(&vials) {
-        let call = &calls[planned[*p].call];
+        let n = planned[*p].call;
+        let municipality = facts[n]
+            .as_ref()
+            .map_err(|_| DomainError::Corrupt("a refused call planned a dose".into()))?;
         let expiry = lots
             .get(key)
             .and_then(Option::as_ref)
             .map_or(e.occurred_on, |s| s.expiry);
-        changes[planned[*p].call].push(StockChange {
+        changes[n].push(StockChange {
             entry_id: e.id,
-            site: call.site,
-            municipality: call.municipality,
+            site: calls[n].site,
+            municipality: *municipality,
             product: e.product.clone(),
             lot: e.lot.clone(),
             expiry_date: expiry,
@@ -614,19 +677,23 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<Recorde
     Ok(slots
         .iter()
         .zip(changes)
-        .map(|(mine, changes)| Recorded {
-            results: mine
-                .iter()
-                .map(|s| match s {
-                    // The first record under a key is never itself a repeat.
-                    Slot::SameAs(m, j) => answer(&slots[*m][*j]).map(|o| Outcome {
-                        record: o.record,
-                        created: false,
-                    }),
-                    other => answer(other),
-                })
-                .collect(),
-            changes,
+        .zip(&facts)
+        .map(|((mine, changes), fact)| {
+            fact.as_ref().map_err(clone_error)?;
+            Ok(Recorded {
+                results: mine
+                    .iter()
+                    .map(|s| match s {
+                        // The first record under a key is never itself a repeat.
+                        Slot::SameAs(m, j) => answer(&slots[*m][*j]).map(|o| Outcome {
+                            record: o.record,
+                            created: false,
+                        }),
+                        other => answer(other),
+                    })
+                    .collect(),
+                changes,
+            })
         })
         .collect())
 }

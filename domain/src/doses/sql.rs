@@ -76,6 +76,26 @@ pub async fn by_keys<C: ConnectionTrait>(
     Ok(out)
 }
 
+/// Recording sites by code: code → (municipality, status), for those that exist.
+pub async fn sites<C: ConnectionTrait>(db: &C, codes: &[String]) -> DomainResult<HashMap<String, (String, String)>> {
+    let mut out = HashMap::new();
+    for code in codes {
+        let row = db
+            .query_one_raw(stmt(
+                db.get_database_backend(),
+                "SELECT municipality_code, status FROM sites WHERE code = CAST(? AS bpchar)",
+                vec![code.as_str().into()],
+            ))
+            .await?;
+        if let Some(r) = row {
+            let m: String = r.try_get("", "municipality_code")?;
+            let status: String = r.try_get("", "status")?;
+            out.insert(code.clone(), (m.trim().to_owned(), status.trim().to_owned()));
+        }
+    }
+    Ok(out)
+}
+
 /// A person as a dose needs them.
 #[derive(Debug, Clone, Copy)]
 pub struct PersonRow {
@@ -271,15 +291,7 @@ pub async fn lock_lot<C: ConnectionTrait>(
             vec![site.as_str().into(), product.as_str().into(), lot.as_str().into()],
         ))
         .await?;
-    let Some(r) = row else { return Ok(None) };
-    let on_hand: i64 = r.try_get("", "on_hand")?;
-    let open: i64 = r.try_get("", "open_doses")?;
-    Ok(Some(LotRow {
-        on_hand: u64::try_from(on_hand).map_err(|_| DomainError::Corrupt("negative balance".into()))?,
-        open_doses: u64::try_from(open).map_err(|_| DomainError::Corrupt("negative open doses".into()))?,
-        open_entry_id: r.try_get("", "open_entry_id")?,
-        expiry_date: r.try_get("", "expiry_date")?,
-    }))
+    row.as_ref().map(lot_row).transpose()
 }
 
 /// Sets a balance row after doses moved it: on hand, the administered counter's change (vials
@@ -307,6 +319,136 @@ pub async fn set_lot<C: ConnectionTrait>(
         product.as_str().into(),
         lot.as_str().into(),
     ];
+    db.execute_raw(stmt(db.get_database_backend(), sql, values)).await?;
+    Ok(())
+}
+
+/// A balance row's key: (site, product, lot).
+pub type LotKey = (SiteCode, ProductCode, LotNumber);
+
+fn lot_row(r: &QueryResult) -> DomainResult<LotRow> {
+    let on_hand: i64 = r.try_get("", "on_hand")?;
+    let open: i64 = r.try_get("", "open_doses")?;
+    Ok(LotRow {
+        on_hand: u64::try_from(on_hand).map_err(|_| DomainError::Corrupt("negative balance".into()))?,
+        open_doses: u64::try_from(open).map_err(|_| DomainError::Corrupt("negative open doses".into()))?,
+        open_entry_id: r.try_get("", "open_entry_id")?,
+        expiry_date: r.try_get("", "expiry_date")?,
+    })
+}
+
+/// The balance rows of `keys` that exist, locked for the transaction in the order given
+/// (callers sort them, so writers never wait on each other in a circle). PostgreSQL: one
+/// statement, one index probe per key; SQLite: one query per key under the writer lock.
+pub async fn lock_lots<C: ConnectionTrait>(db: &C, keys: &[LotKey]) -> DomainResult<Vec<(LotKey, LotRow)>> {
+    if !pg(db) {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some(row) = lock_lot(db, &k.0, &k.1, &k.2).await? {
+                out.push((k.clone(), row));
+            }
+        }
+        return Ok(out);
+    }
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = "SELECT k.n, b.on_hand, b.open_doses, b.open_entry_id, b.expiry_date \
+               FROM UNNEST(CAST(? AS bpchar[]), CAST(? AS text[]), CAST(? AS text[])) WITH ORDINALITY AS k(s, p, l, n) \
+               CROSS JOIN LATERAL (SELECT on_hand, open_doses, open_entry_id, expiry_date FROM stock_balances \
+                 WHERE site_code = k.s AND product_code = k.p AND lot_number = k.l FOR UPDATE) b \
+               ORDER BY k.n";
+    let values: Vec<Value> = vec![
+        keys.iter()
+            .map(|k| k.0.as_str().to_owned())
+            .collect::<Vec<String>>()
+            .into(),
+        keys.iter()
+            .map(|k| k.1.as_str().to_owned())
+            .collect::<Vec<String>>()
+            .into(),
+        keys.iter()
+            .map(|k| k.2.as_str().to_owned())
+            .collect::<Vec<String>>()
+            .into(),
+    ];
+    let rows = db.query_all_raw(stmt(db.get_database_backend(), sql, values)).await?;
+    rows.iter()
+        .map(|r| {
+            let n: i64 = r.try_get("", "n")?;
+            let key = usize::try_from(n - 1)
+                .ok()
+                .and_then(|i| keys.get(i))
+                .ok_or_else(|| DomainError::Corrupt("lot lock: key out of range".into()))?;
+            Ok((key.clone(), lot_row(r)?))
+        })
+        .collect()
+}
+
+/// A balance row after doses moved it, and its administered counter's change.
+pub struct LotUpdate<'a> {
+    pub key: &'a LotKey,
+    pub row: LotRow,
+    pub administered_delta: i64,
+}
+
+/// PostgreSQL: balance rows moved by doses as one UPDATE.
+fn lots_pg(updates: &[LotUpdate<'_>], now: DateTime<Utc>) -> (&'static str, Vec<Value>) {
+    let sql = "UPDATE stock_balances b SET on_hand = u.on_hand, administered = b.administered + u.delta, \
+               open_doses = u.open_doses, open_entry_id = NULLIF(u.entry, 0), updated_at = ? \
+               FROM UNNEST(CAST(? AS bpchar[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS bigint[]), \
+               CAST(? AS bigint[]), CAST(? AS bigint[]), CAST(? AS bigint[])) AS u(s, p, l, on_hand, delta, open_doses, entry) \
+               WHERE b.site_code = u.s AND b.product_code = u.p AND b.lot_number = u.l";
+    let big = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let values: Vec<Value> = vec![
+        now.into(),
+        updates
+            .iter()
+            .map(|u| u.key.0.as_str().to_owned())
+            .collect::<Vec<String>>()
+            .into(),
+        updates
+            .iter()
+            .map(|u| u.key.1.as_str().to_owned())
+            .collect::<Vec<String>>()
+            .into(),
+        updates
+            .iter()
+            .map(|u| u.key.2.as_str().to_owned())
+            .collect::<Vec<String>>()
+            .into(),
+        updates.iter().map(|u| big(u.row.on_hand)).collect::<Vec<i64>>().into(),
+        updates
+            .iter()
+            .map(|u| u.administered_delta)
+            .collect::<Vec<i64>>()
+            .into(),
+        updates
+            .iter()
+            .map(|u| big(u.row.open_doses))
+            .collect::<Vec<i64>>()
+            .into(),
+        updates
+            .iter()
+            .map(|u| u.row.open_entry_id.unwrap_or(0))
+            .collect::<Vec<i64>>()
+            .into(),
+    ];
+    (sql, values)
+}
+
+/// [`set_lot`] for many rows: one statement on PostgreSQL.
+pub async fn set_lots<C: ConnectionTrait>(db: &C, updates: &[LotUpdate<'_>], now: DateTime<Utc>) -> DomainResult<()> {
+    if !pg(db) {
+        for u in updates {
+            set_lot(db, &u.key.0, &u.key.1, &u.key.2, &u.row, u.administered_delta, now).await?;
+        }
+        return Ok(());
+    }
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let (sql, values) = lots_pg(updates, now);
     db.execute_raw(stmt(db.get_database_backend(), sql, values)).await?;
     Ok(())
 }
@@ -367,6 +509,46 @@ pub struct VialEntry {
 /// Note on the entry of a vial opened for doses.
 pub const VIAL_NOTE: &str = "vial opened for doses";
 
+/// PostgreSQL: the ADMINISTERED entries of opened vials as one INSERT.
+fn vials_pg(entries: &[VialEntry], now: DateTime<Utc>) -> (&'static str, Vec<Value>) {
+    let sql = "INSERT INTO stock_entries (id, site_code, product_code, lot_number, kind, quantity, balance_after, \
+               note, occurred_on, recorded_at, actor, dose_record_id) \
+               SELECT u.id, u.site, u.product, u.lot, 'ADMINISTERED', -1, u.balance_after, ?, u.occurred_on, ?, u.actor, \
+               u.record_id \
+               FROM UNNEST(CAST(? AS bigint[]), CAST(? AS bpchar[]), CAST(? AS text[]), CAST(? AS text[]), \
+               CAST(? AS bigint[]), CAST(? AS date[]), CAST(? AS text[]), CAST(? AS bigint[])) \
+               AS u(id, site, product, lot, balance_after, occurred_on, actor, record_id)";
+    let values: Vec<Value> = vec![
+        VIAL_NOTE.into(),
+        now.into(),
+        entries.iter().map(|e| e.id).collect::<Vec<i64>>().into(),
+        entries
+            .iter()
+            .map(|e| e.site.as_str().to_owned())
+            .collect::<Vec<String>>()
+            .into(),
+        entries
+            .iter()
+            .map(|e| e.product.as_str().to_owned())
+            .collect::<Vec<String>>()
+            .into(),
+        entries
+            .iter()
+            .map(|e| e.lot.as_str().to_owned())
+            .collect::<Vec<String>>()
+            .into(),
+        entries
+            .iter()
+            .map(|e| i64::try_from(e.balance_after).unwrap_or(i64::MAX))
+            .collect::<Vec<i64>>()
+            .into(),
+        entries.iter().map(|e| e.occurred_on).collect::<Vec<NaiveDate>>().into(),
+        entries.iter().map(|e| e.actor.clone()).collect::<Vec<String>>().into(),
+        entries.iter().map(|e| e.record_id).collect::<Vec<i64>>().into(),
+    ];
+    (sql, values)
+}
+
 /// Appends the ADMINISTERED entries of opened vials (one statement on PostgreSQL).
 pub async fn insert_vials<C: ConnectionTrait>(db: &C, entries: &[VialEntry], now: DateTime<Utc>) -> DomainResult<()> {
     if entries.is_empty() {
@@ -374,41 +556,7 @@ pub async fn insert_vials<C: ConnectionTrait>(db: &C, entries: &[VialEntry], now
     }
     let backend = db.get_database_backend();
     if pg(db) {
-        let sql = "INSERT INTO stock_entries (id, site_code, product_code, lot_number, kind, quantity, balance_after, \
-                   note, occurred_on, recorded_at, actor, dose_record_id) \
-                   SELECT u.id, u.site, u.product, u.lot, 'ADMINISTERED', -1, u.balance_after, ?, u.occurred_on, ?, u.actor, \
-                   u.record_id \
-                   FROM UNNEST(CAST(? AS bigint[]), CAST(? AS bpchar[]), CAST(? AS text[]), CAST(? AS text[]), \
-                   CAST(? AS bigint[]), CAST(? AS date[]), CAST(? AS text[]), CAST(? AS bigint[])) \
-                   AS u(id, site, product, lot, balance_after, occurred_on, actor, record_id)";
-        let values: Vec<Value> = vec![
-            VIAL_NOTE.into(),
-            now.into(),
-            entries.iter().map(|e| e.id).collect::<Vec<i64>>().into(),
-            entries
-                .iter()
-                .map(|e| e.site.as_str().to_owned())
-                .collect::<Vec<String>>()
-                .into(),
-            entries
-                .iter()
-                .map(|e| e.product.as_str().to_owned())
-                .collect::<Vec<String>>()
-                .into(),
-            entries
-                .iter()
-                .map(|e| e.lot.as_str().to_owned())
-                .collect::<Vec<String>>()
-                .into(),
-            entries
-                .iter()
-                .map(|e| i64::try_from(e.balance_after).unwrap_or(i64::MAX))
-                .collect::<Vec<i64>>()
-                .into(),
-            entries.iter().map(|e| e.occurred_on).collect::<Vec<NaiveDate>>().into(),
-            entries.iter().map(|e| e.actor.clone()).collect::<Vec<String>>().into(),
-            entries.iter().map(|e| e.record_id).collect::<Vec<i64>>().into(),
-        ];
+        let (sql, values) = vials_pg(entries, now);
         db.execute_raw(stmt(backend, sql, values)).await?;
     } else {
         let sql = "INSERT INTO stock_entries (id, site_code, product_code, lot_number, kind, quantity, balance_after, \
@@ -507,6 +655,57 @@ pub struct NewRecord {
     pub request_hash: String,
 }
 
+/// PostgreSQL: dose records as one INSERT.
+fn records_pg(rows: &[NewRecord], now: DateTime<Utc>) -> (&'static str, Vec<Value>) {
+    let sql = "INSERT INTO dose_records (id, person_id, municipality_code, prefecture_code, coupon_number, dose_number, \
+               administered_on, product_code, lot_number, site_code, doctor_name, capture, status, override_id, \
+               override_reason, vial_entry_id, opened_vial, recorded_by_site, idempotency_key, request_hash, version, \
+               recorded_at, recorded_by, changed_at, changed_by) \
+               SELECT u.id, u.person_id, u.m, u.p, u.c, u.n, u.d, u.product, u.lot, u.site, u.doctor, u.capture, \
+               'ACTIVE', NULLIF(u.override_id, 0), NULLIF(u.override_reason, ''), NULLIF(u.vial, 0), u.opened, u.site, \
+               u.k, u.h, 1, ?, u.actor, ?, u.actor \
+               FROM UNNEST(CAST(? AS bigint[]), CAST(? AS bigint[]), CAST(? AS text[]), CAST(? AS text[]), \
+               CAST(? AS text[]), CAST(? AS smallint[]), CAST(? AS date[]), CAST(? AS text[]), CAST(? AS text[]), \
+               CAST(? AS text[]), CAST(? AS text[]), CAST(? AS bigint[]), CAST(? AS text[]), CAST(? AS bigint[]), \
+               CAST(? AS boolean[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS bpchar[]), CAST(? AS text[])) \
+               AS u(id, person_id, m, p, c, n, d, product, lot, doctor, capture, override_id, override_reason, vial, \
+               opened, k, h, site, actor)";
+    let col = |f: &dyn Fn(&NewRecord) -> String| rows.iter().map(f).collect::<Vec<String>>();
+    let values: Vec<Value> = vec![
+        now.into(),
+        now.into(),
+        rows.iter().map(|r| r.id).collect::<Vec<i64>>().into(),
+        rows.iter().map(|r| r.person_id).collect::<Vec<i64>>().into(),
+        col(&|r| r.municipality.clone()).into(),
+        col(&|r| r.prefecture.clone()).into(),
+        col(&|r| r.coupon.clone()).into(),
+        rows.iter().map(|r| r.dose_number).collect::<Vec<i16>>().into(),
+        rows.iter()
+            .map(|r| r.administered_on)
+            .collect::<Vec<NaiveDate>>()
+            .into(),
+        col(&|r| r.product.clone()).into(),
+        col(&|r| r.lot.clone()).into(),
+        col(&|r| r.doctor_name.clone()).into(),
+        col(&|r| r.capture.to_owned()).into(),
+        rows.iter()
+            .map(|r| r.override_id.unwrap_or(0))
+            .collect::<Vec<i64>>()
+            .into(),
+        col(&|r| r.override_reason.clone().unwrap_or_default()).into(),
+        rows.iter()
+            .map(|r| r.vial_entry_id.unwrap_or(0))
+            .collect::<Vec<i64>>()
+            .into(),
+        rows.iter().map(|r| r.opened_vial).collect::<Vec<bool>>().into(),
+        col(&|r| r.idempotency_key.clone()).into(),
+        col(&|r| r.request_hash.clone()).into(),
+        col(&|r| r.site.clone()).into(),
+        col(&|r| r.actor.clone()).into(),
+    ];
+    (sql, values)
+}
+
 /// Appends dose records, each recorded by its own site (one statement on PostgreSQL).
 pub async fn insert_records<C: ConnectionTrait>(db: &C, rows: &[NewRecord], now: DateTime<Utc>) -> DomainResult<()> {
     if rows.is_empty() {
@@ -514,52 +713,7 @@ pub async fn insert_records<C: ConnectionTrait>(db: &C, rows: &[NewRecord], now:
     }
     let backend = db.get_database_backend();
     if pg(db) {
-        let sql = "INSERT INTO dose_records (id, person_id, municipality_code, prefecture_code, coupon_number, dose_number, \
-                   administered_on, product_code, lot_number, site_code, doctor_name, capture, status, override_id, \
-                   override_reason, vial_entry_id, opened_vial, recorded_by_site, idempotency_key, request_hash, version, \
-                   recorded_at, recorded_by, changed_at, changed_by) \
-                   SELECT u.id, u.person_id, u.m, u.p, u.c, u.n, u.d, u.product, u.lot, u.site, u.doctor, u.capture, \
-                   'ACTIVE', NULLIF(u.override_id, 0), NULLIF(u.override_reason, ''), NULLIF(u.vial, 0), u.opened, u.site, \
-                   u.k, u.h, 1, ?, u.actor, ?, u.actor \
-                   FROM UNNEST(CAST(? AS bigint[]), CAST(? AS bigint[]), CAST(? AS text[]), CAST(? AS text[]), \
-                   CAST(? AS text[]), CAST(? AS smallint[]), CAST(? AS date[]), CAST(? AS text[]), CAST(? AS text[]), \
-                   CAST(? AS text[]), CAST(? AS text[]), CAST(? AS bigint[]), CAST(? AS text[]), CAST(? AS bigint[]), \
-                   CAST(? AS boolean[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS bpchar[]), CAST(? AS text[])) \
-                   AS u(id, person_id, m, p, c, n, d, product, lot, doctor, capture, override_id, override_reason, vial, \
-                   opened, k, h, site, actor)";
-        let col = |f: &dyn Fn(&NewRecord) -> String| rows.iter().map(f).collect::<Vec<String>>();
-        let values: Vec<Value> = vec![
-            now.into(),
-            now.into(),
-            rows.iter().map(|r| r.id).collect::<Vec<i64>>().into(),
-            rows.iter().map(|r| r.person_id).collect::<Vec<i64>>().into(),
-            col(&|r| r.municipality.clone()).into(),
-            col(&|r| r.prefecture.clone()).into(),
-            col(&|r| r.coupon.clone()).into(),
-            rows.iter().map(|r| r.dose_number).collect::<Vec<i16>>().into(),
-            rows.iter()
-                .map(|r| r.administered_on)
-                .collect::<Vec<NaiveDate>>()
-                .into(),
-            col(&|r| r.product.clone()).into(),
-            col(&|r| r.lot.clone()).into(),
-            col(&|r| r.doctor_name.clone()).into(),
-            col(&|r| r.capture.to_owned()).into(),
-            rows.iter()
-                .map(|r| r.override_id.unwrap_or(0))
-                .collect::<Vec<i64>>()
-                .into(),
-            col(&|r| r.override_reason.clone().unwrap_or_default()).into(),
-            rows.iter()
-                .map(|r| r.vial_entry_id.unwrap_or(0))
-                .collect::<Vec<i64>>()
-                .into(),
-            rows.iter().map(|r| r.opened_vial).collect::<Vec<bool>>().into(),
-            col(&|r| r.idempotency_key.clone()).into(),
-            col(&|r| r.request_hash.clone()).into(),
-            col(&|r| r.site.clone()).into(),
-            col(&|r| r.actor.clone()).into(),
-        ];
+        let (sql, values) = records_pg(rows, now);
         db.execute_raw(stmt(backend, sql, values)).await?;
     } else {
         let sql = "INSERT INTO dose_records (id, person_id, municipality_code, prefecture_code, coupon_number, dose_number, \
@@ -664,6 +818,12 @@ pub struct Lookup {
     pub overrides: HashMap<(i64, u8), i64>,
     pub rules: HashMap<(String, u8), IntervalRule>,
     pub per_vial: HashMap<String, u64>,
+    /// New ids drawn for the batch: as many records and vial entries as it could write (each
+    /// record opens at most one vial); those not used are gaps in the sequences.
+    pub record_ids: Vec<i64>,
+    pub entry_ids: Vec<i64>,
+    /// The recording sites asked for that exist: code → (municipality, status).
+    pub sites: HashMap<String, (String, String)>,
 }
 
 fn json_err(what: &str) -> DomainError {
@@ -694,6 +854,8 @@ pub async fn lookup_pg<C: ConnectionTrait>(
     db: &C,
     keys: &[SiteKey],
     refs: &[(String, String)],
+    sites: &[String],
+    new_ids: usize,
 ) -> DomainResult<Lookup> {
     let (ms, cs): (Vec<String>, Vec<String>) = refs.iter().cloned().unzip();
     let (ss, ks): (Vec<String>, Vec<String>) = keys.iter().cloned().unzip();
@@ -726,8 +888,24 @@ pub async fn lookup_pg<C: ConnectionTrait>(
                 (SELECT COALESCE(json_agg(json_build_array(r.product_code, r.dose_number, r.min_days, r.min_months)), '[]'::json) \
                   FROM dose_interval_rules r) AS rules, \
                 (SELECT COALESCE(json_agg(json_build_array(x.code, x.doses_per_vial)), '[]'::json) FROM products x \
-                  WHERE x.kind = 'VACCINE' AND x.doses_per_vial > 0) AS vials";
-    let values: Vec<Value> = vec![ms.into(), cs.into(), ss.into(), ks.into()];
+                  WHERE x.kind = 'VACCINE' AND x.doses_per_vial > 0) AS vials, \
+                ARRAY(SELECT nextval(q.seq) FROM (SELECT CAST(pg_get_serial_sequence('dose_records', 'id') AS regclass) AS seq \
+                  OFFSET 0) AS q CROSS JOIN generate_series(1, CAST(? AS bigint))) AS record_ids, \
+                ARRAY(SELECT nextval(q.seq) FROM (SELECT CAST(pg_get_serial_sequence('stock_entries', 'id') AS regclass) AS seq \
+                  OFFSET 0) AS q CROSS JOIN generate_series(1, CAST(? AS bigint))) AS entry_ids, \
+                (SELECT COALESCE(json_agg(json_build_array(s.code, s.municipality_code, s.status)), '[]'::json) \
+                  FROM UNNEST(CAST(? AS bpchar[])) AS k(c) \
+                  CROSS JOIN LATERAL (SELECT code, municipality_code, status FROM sites WHERE code = k.c OFFSET 0) s) AS sites";
+    let n = i64::try_from(new_ids).unwrap_or(i64::MAX);
+    let values: Vec<Value> = vec![
+        ms.into(),
+        cs.into(),
+        ss.into(),
+        ks.into(),
+        n.into(),
+        n.into(),
+        sites.to_vec().into(),
+    ];
     let row = db
         .query_one_raw(stmt(db.get_database_backend(), sql, values))
         .await?
@@ -740,7 +918,16 @@ pub async fn lookup_pg<C: ConnectionTrait>(
         overrides: HashMap::new(),
         rules: HashMap::new(),
         per_vial: HashMap::new(),
+        record_ids: row.try_get("", "record_ids")?,
+        entry_ids: row.try_get("", "entry_ids")?,
+        sites: HashMap::new(),
     };
+    for r in rows_of(&get("sites")?, "sites")? {
+        out.sites
+            .insert(s(&r[0], "site")?, (s(&r[1], "municipality")?, s(&r[2], "status")?));
+    }
+    out.record_ids.sort_unstable();
+    out.entry_ids.sort_unstable();
     for r in rows_of(&get("keys")?, "keys")? {
         out.keys.insert(
             (
@@ -793,38 +980,33 @@ pub async fn lookup_pg<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// Ids for `entries` new stock entries and `records` new dose records, in one round trip on
-/// PostgreSQL.
-pub async fn next_ids_both<C: ConnectionTrait>(
+/// Writes what a batch decided: the opened vials' entries, the records and the balance rows.
+/// PostgreSQL: ONE statement (the inserts as data-modifying `WITH` parts of the update), so a
+/// batch costs the same round trips whether it opened a vial or not.
+pub async fn write_batch<C: ConnectionTrait>(
     db: &C,
-    entries: usize,
-    records: usize,
-) -> DomainResult<(Vec<i64>, Vec<i64>)> {
-    if !pg(db) || entries == 0 {
-        return Ok((
-            next_ids(db, "stock_entries", entries).await?,
-            next_ids(db, "dose_records", records).await?,
-        ));
+    entries: &[VialEntry],
+    rows: &[NewRecord],
+    updates: &[LotUpdate<'_>],
+    now: DateTime<Utc>,
+) -> DomainResult<()> {
+    if !pg(db) || rows.is_empty() || updates.is_empty() {
+        insert_vials(db, entries, now).await?;
+        insert_records(db, rows, now).await?;
+        return set_lots(db, updates, now).await;
     }
-    let sql = format!(
-        "SELECT ARRAY({}) AS e, ARRAY({}) AS r",
-        new_ids_pg("stock_entries"),
-        new_ids_pg("dose_records")
-    );
-    let row = db
-        .query_one_raw(stmt(
-            db.get_database_backend(),
-            &sql,
-            vec![
-                i64::try_from(entries).unwrap_or(i64::MAX).into(),
-                i64::try_from(records).unwrap_or(i64::MAX).into(),
-            ],
-        ))
-        .await?
-        .ok_or_else(|| json_err("no ids"))?;
-    let mut e: Vec<i64> = row.try_get("", "e")?;
-    let mut r: Vec<i64> = row.try_get("", "r")?;
-    e.sort_unstable();
-    r.sort_unstable();
-    Ok((e, r))
+    let mut sql = String::from("WITH ");
+    let mut values = Vec::new();
+    if !entries.is_empty() {
+        let (v, vv) = vials_pg(entries, now);
+        sql.push_str(&format!("v AS ({v}), "));
+        values.extend(vv);
+    }
+    let (r, rv) = records_pg(rows, now);
+    let (l, lv) = lots_pg(updates, now);
+    sql.push_str(&format!("r AS ({r}) {l}"));
+    values.extend(rv);
+    values.extend(lv);
+    db.execute_raw(stmt(db.get_database_backend(), &sql, values)).await?;
+    Ok(())
 }
