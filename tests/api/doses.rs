@@ -652,6 +652,55 @@ async fn an_amended_date_notes_the_override_only_while_it_is_needed() {
     assert_eq!(stored["doseRecord"]["intervalOverride"], o["id"]);
 }
 
+/// A batch past the size where the look-up stops probing per key and joins instead (on
+/// PostgreSQL, `doses::sql::PROBES_UP_TO`): retries, reused keys, earlier doses and the interval
+/// rule are decided exactly as in a small one.
+#[tokio::test]
+async fn a_large_batch_finds_keys_and_earlier_doses_like_a_small_one() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(60), 20).await;
+    let mut coupons = Vec::new();
+    for i in 1..=80 {
+        coupons.push(person(&app, CHIYODA, i, None).await);
+    }
+    let site = Sites::token(&s.base);
+    let first: Vec<Value> = (0..6)
+        .map(|i| manual(CHIYODA, &coupons[i], 1, &day(-30), "FF3620", &format!("early-{i}")))
+        .collect();
+    app.ok(&site, BATCH, json!({ "records": first.clone() })).await;
+    let mut records = vec![
+        // A retry of an earlier call's record, and its key reused for another dose.
+        first[0].clone(),
+        manual(CHIYODA, &coupons[40], 1, &day(0), "FF3620", "early-1"),
+        // Dose 1 again, and dose 2 too soon after dose 1 (Comirnaty: day 19 at the earliest).
+        manual(CHIYODA, &coupons[2], 1, &day(0), "FF3620", "again-2"),
+        manual(CHIYODA, &coupons[3], 2, &day(-20), "FF3620", "soon-3"),
+    ];
+    // Dose 2 for the two others of the first call, dose 1 for everyone else.
+    records.push(manual(CHIYODA, &coupons[4], 2, &day(0), "FF3620", "second-4"));
+    records.push(manual(CHIYODA, &coupons[5], 2, &day(0), "FF3620", "second-5"));
+    for (i, c) in coupons.iter().enumerate().skip(6) {
+        records.push(manual(CHIYODA, c, 1, &day(0), "FF3620", &format!("big-{i}")));
+    }
+    assert!(records.len() > 64);
+    let out = app.ok(&site, BATCH, json!({ "records": records.clone() })).await["recordDoses"].clone();
+    let results = out["results"].as_array().expect("results");
+    let reason = |i: usize| results[i]["error"]["reason"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(results[0]["created"], false);
+    assert_eq!(results[0]["ok"], true);
+    assert_eq!(reason(1), "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(reason(2), "DUPLICATE_DOSE");
+    assert_eq!(reason(3), "INTERVAL_TOO_SHORT");
+    assert_eq!(results[4]["record"]["doseNumber"], 2);
+    assert_eq!(results[5]["record"]["doseNumber"], 2);
+    let created = results.iter().filter(|r| r["created"] == true).count();
+    assert_eq!(created, records.len() - 4);
+    assert_eq!(out["created"].as_u64(), Some(created as u64));
+    assert_eq!(count_records(&app).await, 6 + created);
+    assert_reconciled(&app).await;
+}
+
 #[tokio::test]
 async fn a_batch_keeps_valid_records_and_reports_each_refusal() {
     let app = TestApp::spawn().await;

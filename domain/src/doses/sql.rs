@@ -826,6 +826,69 @@ pub struct Lookup {
     pub sites: HashMap<String, (String, String)>,
 }
 
+/// Up to this many keys (or persons) a look-up probes an index per key; above it, it joins.
+///
+/// Probes (`LATERAL (… OFFSET 0)`) keep the planner from turning a probe into a join, so the
+/// plan PostgreSQL caches for the statement (a generic one, made from whatever statistics it
+/// had, possibly of an empty `dose_records` at the start of a day) cannot become a scan of the
+/// table that grows all day. Measured with plain joins for single doses and groups of a few:
+/// the cached plan hashed the keys and read all of `dose_records` per call, and single doses
+/// fell from ~930/s to ~360/s within a minute. But a probe re-runs a sub-plan per key, so
+/// 1,000-record batches keep the joins they were measured with (probes for them too measured
+/// 59,499–65,580 records/s, joins 64,190–70,105 — close to noise on this machine, never
+/// better). Each form is its own statement with its own cached plan, so the two sizes never
+/// share one.
+const PROBES_UP_TO: usize = 64;
+
+const LOOKUP_PROBES: &str = "WITH p AS (SELECT p.id, p.municipality_code, p.coupon_number, p.moved_out_on \
+     FROM UNNEST(CAST(? AS bpchar[]), CAST(? AS bpchar[])) AS k(m, c) \
+     CROSS JOIN LATERAL (SELECT p.id, p.municipality_code, p.coupon_number, p.moved_out_on FROM persons p \
+       WHERE p.municipality_code = k.m AND p.coupon_number = k.c OFFSET 0) p) \
+   SELECT \
+    (SELECT COALESCE(json_agg(json_build_array(d.recorded_by_site, d.idempotency_key, d.request_hash)), '[]'::json) \
+      FROM UNNEST(CAST(? AS bpchar[]), CAST(? AS text[])) AS k(s, key) \
+      CROSS JOIN LATERAL (SELECT d.recorded_by_site, d.idempotency_key, d.request_hash FROM dose_records d \
+        WHERE d.recorded_by_site = k.s AND d.idempotency_key = k.key OFFSET 0) d) AS keys, \
+    (SELECT COALESCE(json_agg(json_build_array(p.id, p.municipality_code, p.coupon_number, p.moved_out_on)), '[]'::json) \
+      FROM p) AS persons, \
+    (SELECT COALESCE(json_agg(json_build_array(o.pid, d.dose_number, d.administered_on)), '[]'::json) \
+      FROM (SELECT id AS pid, id AS owner FROM p UNION ALL \
+            SELECT p.id, l.earlier_person_id FROM p CROSS JOIN LATERAL \
+              (SELECT l.earlier_person_id FROM person_links l WHERE l.person_id = p.id OFFSET 0) l) o \
+      CROSS JOIN LATERAL (SELECT d.dose_number, d.administered_on FROM dose_records d \
+        WHERE d.person_id = o.owner AND d.status = 'ACTIVE' OFFSET 0) d) AS earlier, \
+    (SELECT COALESCE(json_agg(json_build_array(p.id, o.dose_number, o.id)), '[]'::json) \
+      FROM p CROSS JOIN LATERAL (SELECT o.dose_number, o.id FROM dose_interval_overrides o \
+        WHERE o.person_id = p.id OFFSET 0) o) AS overrides, ";
+
+const LOOKUP_JOINS: &str = "WITH p AS (SELECT p.id, p.municipality_code, p.coupon_number, p.moved_out_on \
+     FROM UNNEST(CAST(? AS bpchar[]), CAST(? AS bpchar[])) AS k(m, c) \
+     JOIN persons p ON p.municipality_code = k.m AND p.coupon_number = k.c) \
+   SELECT \
+    (SELECT COALESCE(json_agg(json_build_array(d.recorded_by_site, d.idempotency_key, d.request_hash)), '[]'::json) \
+      FROM dose_records d WHERE d.recorded_by_site = ANY(CAST(? AS bpchar[])) \
+      AND d.idempotency_key = ANY(CAST(? AS text[]))) AS keys, \
+    (SELECT COALESCE(json_agg(json_build_array(p.id, p.municipality_code, p.coupon_number, p.moved_out_on)), '[]'::json) \
+      FROM p) AS persons, \
+    (SELECT COALESCE(json_agg(json_build_array(o.pid, d.dose_number, d.administered_on)), '[]'::json) \
+      FROM (SELECT id AS pid, id AS owner FROM p UNION ALL \
+            SELECT l.person_id, l.earlier_person_id FROM person_links l WHERE l.person_id IN (SELECT id FROM p)) o \
+      JOIN dose_records d ON d.person_id = o.owner AND d.status = 'ACTIVE') AS earlier, \
+    (SELECT COALESCE(json_agg(json_build_array(o.person_id, o.dose_number, o.id)), '[]'::json) \
+      FROM dose_interval_overrides o WHERE o.person_id = ANY(ARRAY(SELECT id FROM p))) AS overrides, ";
+
+const LOOKUP_REST: &str = "(SELECT COALESCE(json_agg(json_build_array(r.product_code, r.dose_number, r.min_days, r.min_months)), '[]'::json) \
+      FROM dose_interval_rules r) AS rules, \
+    (SELECT COALESCE(json_agg(json_build_array(x.code, x.doses_per_vial)), '[]'::json) FROM products x \
+      WHERE x.kind = 'VACCINE' AND x.doses_per_vial > 0) AS vials, \
+    ARRAY(SELECT nextval(q.seq) FROM (SELECT CAST(pg_get_serial_sequence('dose_records', 'id') AS regclass) AS seq \
+      OFFSET 0) AS q CROSS JOIN generate_series(1, CAST(? AS bigint))) AS record_ids, \
+    ARRAY(SELECT nextval(q.seq) FROM (SELECT CAST(pg_get_serial_sequence('stock_entries', 'id') AS regclass) AS seq \
+      OFFSET 0) AS q CROSS JOIN generate_series(1, CAST(? AS bigint))) AS entry_ids, \
+    (SELECT COALESCE(json_agg(json_build_array(s.code, s.municipality_code, s.status)), '[]'::json) \
+      FROM UNNEST(CAST(? AS bpchar[])) AS k(c) \
+      CROSS JOIN LATERAL (SELECT code, municipality_code, status FROM sites WHERE code = k.c OFFSET 0) s) AS sites";
+
 fn json_err(what: &str) -> DomainError {
     DomainError::Corrupt(format!("batch lookup: {what}"))
 }
@@ -859,43 +922,12 @@ pub async fn lookup_pg<C: ConnectionTrait>(
 ) -> DomainResult<Lookup> {
     let (ms, cs): (Vec<String>, Vec<String>) = refs.iter().cloned().unzip();
     let (ss, ks): (Vec<String>, Vec<String>) = keys.iter().cloned().unzip();
-    // Every part probes an index once per key: `LATERAL (… OFFSET 0)` keeps the planner from
-    // turning a probe into a join, so the plan PostgreSQL caches for this statement (a generic
-    // one, made from whatever statistics it had, possibly of an empty `dose_records` at the
-    // start of a day) cannot become a scan of the table that grows all day. Measured: with
-    // plain joins the cached plan hashed the keys and read all of `dose_records` per call, and
-    // single doses fell from ~930/s to ~360/s within a minute.
-    let sql = "WITH p AS (SELECT p.id, p.municipality_code, p.coupon_number, p.moved_out_on \
-                 FROM UNNEST(CAST(? AS bpchar[]), CAST(? AS bpchar[])) AS k(m, c) \
-                 CROSS JOIN LATERAL (SELECT p.id, p.municipality_code, p.coupon_number, p.moved_out_on FROM persons p \
-                   WHERE p.municipality_code = k.m AND p.coupon_number = k.c OFFSET 0) p) \
-               SELECT \
-                (SELECT COALESCE(json_agg(json_build_array(d.recorded_by_site, d.idempotency_key, d.request_hash)), '[]'::json) \
-                  FROM UNNEST(CAST(? AS bpchar[]), CAST(? AS text[])) AS k(s, key) \
-                  CROSS JOIN LATERAL (SELECT d.recorded_by_site, d.idempotency_key, d.request_hash FROM dose_records d \
-                    WHERE d.recorded_by_site = k.s AND d.idempotency_key = k.key OFFSET 0) d) AS keys, \
-                (SELECT COALESCE(json_agg(json_build_array(p.id, p.municipality_code, p.coupon_number, p.moved_out_on)), '[]'::json) \
-                  FROM p) AS persons, \
-                (SELECT COALESCE(json_agg(json_build_array(o.pid, d.dose_number, d.administered_on)), '[]'::json) \
-                  FROM (SELECT id AS pid, id AS owner FROM p UNION ALL \
-                        SELECT p.id, l.earlier_person_id FROM p CROSS JOIN LATERAL \
-                          (SELECT l.earlier_person_id FROM person_links l WHERE l.person_id = p.id OFFSET 0) l) o \
-                  CROSS JOIN LATERAL (SELECT d.dose_number, d.administered_on FROM dose_records d \
-                    WHERE d.person_id = o.owner AND d.status = 'ACTIVE' OFFSET 0) d) AS earlier, \
-                (SELECT COALESCE(json_agg(json_build_array(p.id, o.dose_number, o.id)), '[]'::json) \
-                  FROM p CROSS JOIN LATERAL (SELECT o.dose_number, o.id FROM dose_interval_overrides o \
-                    WHERE o.person_id = p.id OFFSET 0) o) AS overrides, \
-                (SELECT COALESCE(json_agg(json_build_array(r.product_code, r.dose_number, r.min_days, r.min_months)), '[]'::json) \
-                  FROM dose_interval_rules r) AS rules, \
-                (SELECT COALESCE(json_agg(json_build_array(x.code, x.doses_per_vial)), '[]'::json) FROM products x \
-                  WHERE x.kind = 'VACCINE' AND x.doses_per_vial > 0) AS vials, \
-                ARRAY(SELECT nextval(q.seq) FROM (SELECT CAST(pg_get_serial_sequence('dose_records', 'id') AS regclass) AS seq \
-                  OFFSET 0) AS q CROSS JOIN generate_series(1, CAST(? AS bigint))) AS record_ids, \
-                ARRAY(SELECT nextval(q.seq) FROM (SELECT CAST(pg_get_serial_sequence('stock_entries', 'id') AS regclass) AS seq \
-                  OFFSET 0) AS q CROSS JOIN generate_series(1, CAST(? AS bigint))) AS entry_ids, \
-                (SELECT COALESCE(json_agg(json_build_array(s.code, s.municipality_code, s.status)), '[]'::json) \
-                  FROM UNNEST(CAST(? AS bpchar[])) AS k(c) \
-                  CROSS JOIN LATERAL (SELECT code, municipality_code, status FROM sites WHERE code = k.c OFFSET 0) s) AS sites";
+    let head = if refs.len().max(keys.len()) <= PROBES_UP_TO {
+        LOOKUP_PROBES
+    } else {
+        LOOKUP_JOINS
+    };
+    let sql = format!("{head}{LOOKUP_REST}");
     let n = i64::try_from(new_ids).unwrap_or(i64::MAX);
     let values: Vec<Value> = vec![
         ms.into(),
@@ -907,7 +939,7 @@ pub async fn lookup_pg<C: ConnectionTrait>(
         sites.to_vec().into(),
     ];
     let row = db
-        .query_one_raw(stmt(db.get_database_backend(), sql, values))
+        .query_one_raw(stmt(db.get_database_backend(), &sql, values))
         .await?
         .ok_or_else(|| json_err("no row"))?;
     let get = |c: &str| -> DomainResult<serde_json::Value> { Ok(row.try_get::<serde_json::Value>("", c)?) };
@@ -928,14 +960,16 @@ pub async fn lookup_pg<C: ConnectionTrait>(
     }
     out.record_ids.sort_unstable();
     out.entry_ids.sort_unstable();
+    // The joined form matches every site with every key: keep the pairs asked for.
+    let asked: std::collections::HashSet<&SiteKey> = keys.iter().collect();
     for r in rows_of(&get("keys")?, "keys")? {
-        out.keys.insert(
-            (
-                s(&r[0], "site")?,
-                r[1].as_str().ok_or_else(|| json_err("key"))?.to_owned(),
-            ),
-            s(&r[2], "hash")?,
+        let key = (
+            s(&r[0], "site")?,
+            r[1].as_str().ok_or_else(|| json_err("key"))?.to_owned(),
         );
+        if asked.contains(&key) {
+            out.keys.insert(key, s(&r[2], "hash")?);
+        }
     }
     for r in rows_of(&get("persons")?, "persons")? {
         let moved = match &r[3] {
