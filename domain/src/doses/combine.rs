@@ -6,9 +6,10 @@
 //! a lane takes every call waiting (up to [`MAX_CALLS`]) and writes them as one batch in one
 //! transaction ([`super::record_group`]: lock the lots, one look-up of sites, keys, persons,
 //! earlier doses, overrides and new ids, one write of entries, records and balances — the same
-//! statements whatever the group's size). Nothing waits on purpose: a lone dose is written the moment it
-//! arrives; groups form only while the lane's previous transaction runs, i.e. exactly when the
-//! database is the bottleneck.
+//! statements whatever the group's size). Nothing waits on purpose: a lone dose is written the
+//! moment it arrives; groups form only while the lane's previous transaction runs, i.e. exactly
+//! when the database is the bottleneck. With one lane, a group waits behind any writer holding
+//! one of its lots (a 1,000-record batch of the same site, say), and so do its other calls.
 //!
 //! The answers are those the calls would get one after the other in arrival order: the group
 //! is decided as one batch (records see each other: the same person's earlier dose, the same
