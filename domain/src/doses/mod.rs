@@ -272,9 +272,6 @@ enum VialRef {
 }
 
 struct LotState {
-    site: SiteCode,
-    product: ProductCode,
-    lot: LotNumber,
     doses: LotDoses,
     open: VialRef,
     expiry: NaiveDate,
@@ -292,18 +289,10 @@ struct Planned {
     opened: bool,
 }
 
-/// A balance row (site, product, lot) as a map key.
-type LotKey = (String, String, String);
-
-/// A balance row locked for the batch, with its parsed key.
-type LockedLot = (SiteCode, ProductCode, LotNumber, sql::LotRow);
-
-fn lot_key(site: &SiteCode, c: &CheckedDose) -> LotKey {
-    (
-        site.as_str().to_owned(),
-        c.product.as_str().to_owned(),
-        c.lot.as_str().to_owned(),
-    )
+/// The balance row (site, product, lot) a dose recorded at `site` draws from. Ordered as the
+/// codes' text, the order every writer locks balance rows in.
+fn lot_key(site: &SiteCode, c: &CheckedDose) -> sql::LotKey {
+    (*site, c.product.clone(), c.lot.clone())
 }
 
 enum Slot {
@@ -315,7 +304,7 @@ enum Slot {
 }
 
 /// A vial this group opens: (planned index, balance row, balance after, day).
-type NewVial = (usize, LotKey, u64, NaiveDate);
+type NewVial = (usize, sql::LotKey, u64, NaiveDate);
 
 /// Writes `calls` in one transaction and answers each. The records of every call are decided
 /// together, in call order, as one batch: they see each other (the same person's doses, the
@@ -334,19 +323,12 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<DomainR
     // The lots the group draws from, locked first and in (site, product, lot) order: writers
     // of the same site wait here for each other, so everything read below includes what the
     // one before committed (a retry sent while its original is still being written finds it).
-    let mut rows: BTreeMap<LotKey, Option<LockedLot>> = valid().map(|(site, c)| (lot_key(site, c), None)).collect();
-    let wanted: Vec<sql::LotKey> = rows
-        .keys()
-        .filter_map(|(s, p, l)| Some((s.parse().ok()?, p.parse().ok()?, l.parse().ok()?)))
+    let wanted: Vec<sql::LotKey> = valid()
+        .map(|(site, c)| lot_key(site, c))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect();
-    for ((site, product, lot), row) in sql::lock_lots(db, &wanted).await? {
-        let key = (
-            site.as_str().to_owned(),
-            product.as_str().to_owned(),
-            lot.as_str().to_owned(),
-        );
-        rows.insert(key, Some((site, product, lot, row)));
-    }
+    let rows = sql::lock_lots(db, &wanted).await?;
 
     let keys: Vec<sql::SiteKey> = {
         let mut k: Vec<sql::SiteKey> = valid()
@@ -417,27 +399,24 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<DomainR
                 sql::sites(db, &unchecked).await?,
             )
         };
-    let mut lots: BTreeMap<LotKey, Option<LotState>> = rows
+    // The lots found, with their doses per vial (a lot of no vaccine has none: its doses are
+    // refused by the rules).
+    let mut lots: BTreeMap<sql::LotKey, LotState> = rows
         .into_iter()
-        .map(|(k, v)| {
-            let state = v.and_then(|(site, product, lot, row)| {
-                let dpv = *per_vial.get(product.as_str())?;
-                Some(LotState {
-                    site,
-                    product,
-                    lot,
-                    doses: LotDoses {
-                        on_hand: row.on_hand,
-                        open_doses: row.open_doses,
-                        doses_per_vial: dpv,
-                    },
-                    open: row.open_entry_id.map_or(VialRef::None, VialRef::Stored),
-                    expiry: row.expiry_date,
-                    opened: 0,
-                    touched: false,
-                })
-            });
-            (k, state)
+        .filter_map(|(key, row)| {
+            let dpv = *per_vial.get(key.1.as_str())?;
+            let state = LotState {
+                doses: LotDoses {
+                    on_hand: row.on_hand,
+                    open_doses: row.open_doses,
+                    doses_per_vial: dpv,
+                },
+                open: row.open_entry_id.map_or(VialRef::None, VialRef::Stored),
+                expiry: row.expiry_date,
+                opened: 0,
+                touched: false,
+            };
+            Some((key, state))
         })
         .collect();
 
@@ -498,14 +477,13 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<DomainR
                 &overrides,
                 &rules,
                 &per_vial,
-                lots.get_mut(&key).and_then(Option::as_mut),
+                lots.get_mut(&key),
             ) {
                 Err(e) => mine.push(Slot::Failed(e)),
                 Ok((mut p, draw)) => {
                     let k = planned.len();
                     let state = lots
                         .get_mut(&key)
-                        .and_then(Option::as_mut)
                         .ok_or_else(|| DomainError::Corrupt("planned without a lot".into()))?;
                     state.touched = true;
                     match draw {
@@ -546,20 +524,17 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<DomainR
     let entries: Vec<sql::VialEntry> = vials
         .iter()
         .enumerate()
-        .map(|(k, (p, (site, product, lot), after, day))| {
-            let corrupt = |e: &dyn fmt::Display| DomainError::Corrupt(format!("{e}"));
-            Ok(sql::VialEntry {
-                id: entry_ids[k],
-                site: site.parse().map_err(|e| corrupt(&e))?,
-                actor: calls[planned[*p].call].label.clone(),
-                product: product.parse().map_err(|e| corrupt(&e))?,
-                lot: lot.parse().map_err(|e| corrupt(&e))?,
-                balance_after: *after,
-                occurred_on: *day,
-                record_id: record_ids[*p],
-            })
+        .map(|(k, (p, (site, product, lot), after, day))| sql::VialEntry {
+            id: entry_ids[k],
+            site: *site,
+            actor: calls[planned[*p].call].label.clone(),
+            product: product.clone(),
+            lot: lot.clone(),
+            balance_after: *after,
+            occurred_on: *day,
+            record_id: record_ids[*p],
         })
-        .collect::<DomainResult<_>>()?;
+        .collect();
     let rows: Vec<sql::NewRecord> = planned
         .iter()
         .enumerate()
@@ -585,14 +560,9 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<DomainR
             request_hash: p.dose.request_hash.clone(),
         })
         .collect();
-    let touched: Vec<(sql::LotKey, &LotState)> = lots
-        .values()
-        .flatten()
-        .filter(|s| s.touched)
-        .map(|s| ((s.site, s.product.clone(), s.lot.clone()), s))
-        .collect();
-    let updates: Vec<sql::LotUpdate<'_>> = touched
+    let updates: Vec<sql::LotUpdate<'_>> = lots
         .iter()
+        .filter(|(_, s)| s.touched)
         .map(|(key, state)| sql::LotUpdate {
             key,
             row: sql::LotRow {
@@ -613,10 +583,7 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<DomainR
         let municipality = facts[n]
             .as_ref()
             .map_err(|_| DomainError::Corrupt("a refused call planned a dose".into()))?;
-        let expiry = lots
-            .get(key)
-            .and_then(Option::as_ref)
-            .map_or(e.occurred_on, |s| s.expiry);
+        let expiry = lots.get(key).map_or(e.occurred_on, |s| s.expiry);
         changes[n].push(StockChange {
             entry_id: e.id,
             site: calls[n].site,

@@ -26,6 +26,14 @@ fn pg<C: ConnectionTrait>(db: &C) -> bool {
     db.get_database_backend() == DbBackend::Postgres
 }
 
+/// One column of `items` as a PostgreSQL array parameter (for `UNNEST`).
+fn array<T, U>(items: &[T], f: impl Fn(&T) -> U) -> Value
+where
+    Vec<U>: Into<Value>,
+{
+    items.iter().map(f).collect::<Vec<U>>().into()
+}
+
 /// A site's idempotency key: (recording site, key).
 pub type SiteKey = (String, String);
 
@@ -359,18 +367,9 @@ pub async fn lock_lots<C: ConnectionTrait>(db: &C, keys: &[LotKey]) -> DomainRes
                  WHERE site_code = k.s AND product_code = k.p AND lot_number = k.l FOR UPDATE) b \
                ORDER BY k.n";
     let values: Vec<Value> = vec![
-        keys.iter()
-            .map(|k| k.0.as_str().to_owned())
-            .collect::<Vec<String>>()
-            .into(),
-        keys.iter()
-            .map(|k| k.1.as_str().to_owned())
-            .collect::<Vec<String>>()
-            .into(),
-        keys.iter()
-            .map(|k| k.2.as_str().to_owned())
-            .collect::<Vec<String>>()
-            .into(),
+        array(keys, |k| k.0.as_str().to_owned()),
+        array(keys, |k| k.1.as_str().to_owned()),
+        array(keys, |k| k.2.as_str().to_owned()),
     ];
     let rows = db.query_all_raw(stmt(db.get_database_backend(), sql, values)).await?;
     rows.iter()
@@ -402,55 +401,15 @@ fn lots_pg(updates: &[LotUpdate<'_>], now: DateTime<Utc>) -> (&'static str, Vec<
     let big = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let values: Vec<Value> = vec![
         now.into(),
-        updates
-            .iter()
-            .map(|u| u.key.0.as_str().to_owned())
-            .collect::<Vec<String>>()
-            .into(),
-        updates
-            .iter()
-            .map(|u| u.key.1.as_str().to_owned())
-            .collect::<Vec<String>>()
-            .into(),
-        updates
-            .iter()
-            .map(|u| u.key.2.as_str().to_owned())
-            .collect::<Vec<String>>()
-            .into(),
-        updates.iter().map(|u| big(u.row.on_hand)).collect::<Vec<i64>>().into(),
-        updates
-            .iter()
-            .map(|u| u.administered_delta)
-            .collect::<Vec<i64>>()
-            .into(),
-        updates
-            .iter()
-            .map(|u| big(u.row.open_doses))
-            .collect::<Vec<i64>>()
-            .into(),
-        updates
-            .iter()
-            .map(|u| u.row.open_entry_id.unwrap_or(0))
-            .collect::<Vec<i64>>()
-            .into(),
+        array(updates, |u| u.key.0.as_str().to_owned()),
+        array(updates, |u| u.key.1.as_str().to_owned()),
+        array(updates, |u| u.key.2.as_str().to_owned()),
+        array(updates, |u| big(u.row.on_hand)),
+        array(updates, |u| u.administered_delta),
+        array(updates, |u| big(u.row.open_doses)),
+        array(updates, |u| u.row.open_entry_id.unwrap_or(0)),
     ];
     (sql, values)
-}
-
-/// [`set_lot`] for many rows: one statement on PostgreSQL.
-pub async fn set_lots<C: ConnectionTrait>(db: &C, updates: &[LotUpdate<'_>], now: DateTime<Utc>) -> DomainResult<()> {
-    if !pg(db) {
-        for u in updates {
-            set_lot(db, &u.key.0, &u.key.1, &u.key.2, &u.row, u.administered_delta, now).await?;
-        }
-        return Ok(());
-    }
-    if updates.is_empty() {
-        return Ok(());
-    }
-    let (sql, values) = lots_pg(updates, now);
-    db.execute_raw(stmt(db.get_database_backend(), sql, values)).await?;
-    Ok(())
 }
 
 /// A PostgreSQL query giving `?` new ids (column `id`) from `table`'s id sequence. The
@@ -521,30 +480,14 @@ fn vials_pg(entries: &[VialEntry], now: DateTime<Utc>) -> (&'static str, Vec<Val
     let values: Vec<Value> = vec![
         VIAL_NOTE.into(),
         now.into(),
-        entries.iter().map(|e| e.id).collect::<Vec<i64>>().into(),
-        entries
-            .iter()
-            .map(|e| e.site.as_str().to_owned())
-            .collect::<Vec<String>>()
-            .into(),
-        entries
-            .iter()
-            .map(|e| e.product.as_str().to_owned())
-            .collect::<Vec<String>>()
-            .into(),
-        entries
-            .iter()
-            .map(|e| e.lot.as_str().to_owned())
-            .collect::<Vec<String>>()
-            .into(),
-        entries
-            .iter()
-            .map(|e| i64::try_from(e.balance_after).unwrap_or(i64::MAX))
-            .collect::<Vec<i64>>()
-            .into(),
-        entries.iter().map(|e| e.occurred_on).collect::<Vec<NaiveDate>>().into(),
-        entries.iter().map(|e| e.actor.clone()).collect::<Vec<String>>().into(),
-        entries.iter().map(|e| e.record_id).collect::<Vec<i64>>().into(),
+        array(entries, |e| e.id),
+        array(entries, |e| e.site.as_str().to_owned()),
+        array(entries, |e| e.product.as_str().to_owned()),
+        array(entries, |e| e.lot.as_str().to_owned()),
+        array(entries, |e| i64::try_from(e.balance_after).unwrap_or(i64::MAX)),
+        array(entries, |e| e.occurred_on),
+        array(entries, |e| e.actor.clone()),
+        array(entries, |e| e.record_id),
     ];
     (sql, values)
 }
@@ -670,85 +613,72 @@ fn records_pg(rows: &[NewRecord], now: DateTime<Utc>) -> (&'static str, Vec<Valu
                CAST(? AS boolean[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS bpchar[]), CAST(? AS text[])) \
                AS u(id, person_id, m, p, c, n, d, product, lot, doctor, capture, override_id, override_reason, vial, \
                opened, k, h, site, actor)";
-    let col = |f: &dyn Fn(&NewRecord) -> String| rows.iter().map(f).collect::<Vec<String>>();
     let values: Vec<Value> = vec![
         now.into(),
         now.into(),
-        rows.iter().map(|r| r.id).collect::<Vec<i64>>().into(),
-        rows.iter().map(|r| r.person_id).collect::<Vec<i64>>().into(),
-        col(&|r| r.municipality.clone()).into(),
-        col(&|r| r.prefecture.clone()).into(),
-        col(&|r| r.coupon.clone()).into(),
-        rows.iter().map(|r| r.dose_number).collect::<Vec<i16>>().into(),
-        rows.iter()
-            .map(|r| r.administered_on)
-            .collect::<Vec<NaiveDate>>()
-            .into(),
-        col(&|r| r.product.clone()).into(),
-        col(&|r| r.lot.clone()).into(),
-        col(&|r| r.doctor_name.clone()).into(),
-        col(&|r| r.capture.to_owned()).into(),
-        rows.iter()
-            .map(|r| r.override_id.unwrap_or(0))
-            .collect::<Vec<i64>>()
-            .into(),
-        col(&|r| r.override_reason.clone().unwrap_or_default()).into(),
-        rows.iter()
-            .map(|r| r.vial_entry_id.unwrap_or(0))
-            .collect::<Vec<i64>>()
-            .into(),
-        rows.iter().map(|r| r.opened_vial).collect::<Vec<bool>>().into(),
-        col(&|r| r.idempotency_key.clone()).into(),
-        col(&|r| r.request_hash.clone()).into(),
-        col(&|r| r.site.clone()).into(),
-        col(&|r| r.actor.clone()).into(),
+        array(rows, |r| r.id),
+        array(rows, |r| r.person_id),
+        array(rows, |r| r.municipality.clone()),
+        array(rows, |r| r.prefecture.clone()),
+        array(rows, |r| r.coupon.clone()),
+        array(rows, |r| r.dose_number),
+        array(rows, |r| r.administered_on),
+        array(rows, |r| r.product.clone()),
+        array(rows, |r| r.lot.clone()),
+        array(rows, |r| r.doctor_name.clone()),
+        array(rows, |r| r.capture.to_owned()),
+        array(rows, |r| r.override_id.unwrap_or(0)),
+        array(rows, |r| r.override_reason.clone().unwrap_or_default()),
+        array(rows, |r| r.vial_entry_id.unwrap_or(0)),
+        array(rows, |r| r.opened_vial),
+        array(rows, |r| r.idempotency_key.clone()),
+        array(rows, |r| r.request_hash.clone()),
+        array(rows, |r| r.site.clone()),
+        array(rows, |r| r.actor.clone()),
     ];
     (sql, values)
 }
 
-/// Appends dose records, each recorded by its own site (one statement on PostgreSQL).
-pub async fn insert_records<C: ConnectionTrait>(db: &C, rows: &[NewRecord], now: DateTime<Utc>) -> DomainResult<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
+/// SQLite: appends dose records one by one, each recorded by its own site (PostgreSQL writes
+/// them in [`write_batch`]).
+async fn insert_records_one_by_one<C: ConnectionTrait>(
+    db: &C,
+    rows: &[NewRecord],
+    now: DateTime<Utc>,
+) -> DomainResult<()> {
     let backend = db.get_database_backend();
-    if pg(db) {
-        let (sql, values) = records_pg(rows, now);
+    let sql = "INSERT INTO dose_records (id, person_id, municipality_code, prefecture_code, coupon_number, dose_number, \
+               administered_on, product_code, lot_number, site_code, doctor_name, capture, status, override_id, \
+               override_reason, vial_entry_id, opened_vial, recorded_by_site, idempotency_key, request_hash, version, \
+               recorded_at, recorded_by, changed_at, changed_by) \
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ACTIVE', ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)";
+    for r in rows {
+        let values: Vec<Value> = vec![
+            r.id.into(),
+            r.person_id.into(),
+            r.municipality.as_str().into(),
+            r.prefecture.as_str().into(),
+            r.coupon.as_str().into(),
+            r.dose_number.into(),
+            r.administered_on.into(),
+            r.product.as_str().into(),
+            r.lot.as_str().into(),
+            r.site.as_str().into(),
+            r.doctor_name.as_str().into(),
+            r.capture.into(),
+            r.override_id.into(),
+            r.override_reason.clone().into(),
+            r.vial_entry_id.into(),
+            r.opened_vial.into(),
+            r.site.as_str().into(),
+            r.idempotency_key.as_str().into(),
+            r.request_hash.as_str().into(),
+            now.into(),
+            r.actor.as_str().into(),
+            now.into(),
+            r.actor.as_str().into(),
+        ];
         db.execute_raw(stmt(backend, sql, values)).await?;
-    } else {
-        let sql = "INSERT INTO dose_records (id, person_id, municipality_code, prefecture_code, coupon_number, dose_number, \
-                   administered_on, product_code, lot_number, site_code, doctor_name, capture, status, override_id, \
-                   override_reason, vial_entry_id, opened_vial, recorded_by_site, idempotency_key, request_hash, version, \
-                   recorded_at, recorded_by, changed_at, changed_by) \
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ACTIVE', ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)";
-        for r in rows {
-            let values: Vec<Value> = vec![
-                r.id.into(),
-                r.person_id.into(),
-                r.municipality.as_str().into(),
-                r.prefecture.as_str().into(),
-                r.coupon.as_str().into(),
-                r.dose_number.into(),
-                r.administered_on.into(),
-                r.product.as_str().into(),
-                r.lot.as_str().into(),
-                r.site.as_str().into(),
-                r.doctor_name.as_str().into(),
-                r.capture.into(),
-                r.override_id.into(),
-                r.override_reason.clone().into(),
-                r.vial_entry_id.into(),
-                r.opened_vial.into(),
-                r.site.as_str().into(),
-                r.idempotency_key.as_str().into(),
-                r.request_hash.as_str().into(),
-                now.into(),
-                r.actor.as_str().into(),
-                now.into(),
-                r.actor.as_str().into(),
-            ];
-            db.execute_raw(stmt(backend, sql, values)).await?;
-        }
     }
     Ok(())
 }
@@ -1024,10 +954,17 @@ pub async fn write_batch<C: ConnectionTrait>(
     updates: &[LotUpdate<'_>],
     now: DateTime<Utc>,
 ) -> DomainResult<()> {
-    if !pg(db) || rows.is_empty() || updates.is_empty() {
+    if rows.is_empty() {
+        // Nothing was decided, so no vial opened and no lot moved.
+        return Ok(());
+    }
+    if !pg(db) {
         insert_vials(db, entries, now).await?;
-        insert_records(db, rows, now).await?;
-        return set_lots(db, updates, now).await;
+        insert_records_one_by_one(db, rows, now).await?;
+        for u in updates {
+            set_lot(db, &u.key.0, &u.key.1, &u.key.2, &u.row, u.administered_delta, now).await?;
+        }
+        return Ok(());
     }
     let mut sql = String::from("WITH ");
     let mut values = Vec::new();
