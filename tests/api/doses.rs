@@ -306,8 +306,12 @@ async fn tablets_recording_at_once_share_the_lot_without_losing_a_dose() {
 
 /// Sends one `recordDose` on its own task; the body comes back through the handle.
 fn send_dose(app: &TestApp, site: &str, input: Value) -> tokio::task::JoinHandle<Value> {
+    send(app, site, json!({ "query": RECORD, "variables": { "input": input } }))
+}
+
+/// Sends a request of `site` on its own task; the body comes back through the handle.
+fn send(app: &TestApp, site: &str, body: Value) -> tokio::task::JoinHandle<Value> {
     let (client, url, t) = (app.client.clone(), app.url("/graphql"), Sites::token(site));
-    let body = json!({ "query": RECORD, "variables": { "input": input } });
     tokio::spawn(async move {
         let resp = client.post(url).bearer_auth(t).json(&body).send().await.expect("send");
         resp.json().await.expect("json")
@@ -324,6 +328,81 @@ async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+}
+
+/// A transaction holding `site`'s balance rows locked (PostgreSQL) until it commits.
+async fn hold_lots(store: &domain::store::Store, site: &str) -> sea_orm::DatabaseTransaction {
+    use sea_orm::TransactionTrait;
+    let blocker = store.db().begin().await.expect("begin");
+    blocker
+        .execute_unprepared(&format!(
+            "SELECT 1 FROM stock_balances WHERE site_code = '{site}' FOR UPDATE"
+        ))
+        .await
+        .expect("lock");
+    blocker
+}
+
+/// Sessions of this test's database waiting for a lock (PostgreSQL).
+async fn lock_waiters(store: &domain::store::Store) -> i64 {
+    let row = store
+        .db()
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock'",
+        ))
+        .await
+        .expect("activity")
+        .expect("row");
+    row.try_get::<i64>("", "n").expect("n")
+}
+
+/// A dose that had to wait for another writer of its lot is decided on what that writer
+/// committed: on PostgreSQL a group locks its lots before it reads anything else (a statement
+/// reads as of its start, so one that waited for the lock would miss that writer's records).
+/// Here a batch recording dose 1 holds the lot while the single dose 2 of the same person, too
+/// early, waits behind it; dose 2 must be refused for its interval, which no unique index
+/// would catch. SQLite writes one call at a time: the same calls in the same order get the
+/// same answers.
+#[tokio::test]
+async fn a_dose_that_waited_for_another_writer_sees_what_it_committed() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(60), 10).await;
+    let p = person(&app, CHIYODA, 1, None).await;
+    let batch =
+        json!({ "query": BATCH, "variables": { "records": [manual(CHIYODA, &p, 1, &day(-5), "FF3620", "w-1")] } });
+    let second = manual(CHIYODA, &p, 2, &day(0), "FF3620", "w-2");
+    let store = app.running.as_ref().expect("running").store.clone();
+    let (batch, second) = if app.db.is_postgres() {
+        let blocker = hold_lots(&store, &s.base).await;
+        let batch = send(&app, &s.base, batch);
+        until("the batch to wait for the lot", async || {
+            lock_waiters(&store).await == 1
+        })
+        .await;
+        let second = send_dose(&app, &s.base, second);
+        until("the single dose to wait behind it", async || {
+            lock_waiters(&store).await == 2
+        })
+        .await;
+        blocker.commit().await.expect("release");
+        (batch.await.expect("batch"), second.await.expect("second"))
+    } else {
+        let batch = send(&app, &s.base, batch).await.expect("batch");
+        (batch, send_dose(&app, &s.base, second).await.expect("second"))
+    };
+    assert_eq!(batch["data"]["recordDoses"]["created"], 1, "{batch}");
+    let ext = &second["errors"][0]["extensions"];
+    assert_eq!(
+        (ext["code"].as_str(), ext["reason"].as_str()),
+        (Some("CONFLICT"), Some("INTERVAL_TOO_SHORT")),
+        "{second}"
+    );
+    assert_eq!(count_records(&app).await, 1);
+    assert_eq!(lot_doses(&app, &s.base, "FF3620").await["openDoses"], 5);
+    assert_reconciled(&app).await;
 }
 
 /// Single doses from several sites that wait for the writer together are written together
@@ -365,29 +444,11 @@ async fn single_doses_waiting_together_are_written_together_each_with_its_own_an
     let first_input = manual(CHIYODA, &p[0], 1, &day(0), "FF3620", "g-0");
     let store = app.running.as_ref().expect("running").store.clone();
     let (first, answers): (Value, Vec<Value>) = if app.db.is_postgres() {
-        use sea_orm::TransactionTrait;
         // Hold the base site's lot: the first call takes it to the writer and waits there.
-        let blocker = store.db().begin().await.expect("begin");
-        blocker
-            .execute_unprepared(&format!(
-                "SELECT 1 FROM stock_balances WHERE site_code = '{}' FOR UPDATE",
-                s.base
-            ))
-            .await
-            .expect("lock");
+        let blocker = hold_lots(&store, &s.base).await;
         let first = send_dose(&app, &s.base, first_input);
         until("the first dose to wait for the lot", async || {
-            let row = store
-                .db()
-                .query_one_raw(sea_orm::Statement::from_string(
-                    sea_orm::DbBackend::Postgres,
-                    "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
-                     AND wait_event_type = 'Lock'",
-                ))
-                .await
-                .expect("activity")
-                .expect("row");
-            row.try_get::<i64>("", "n").expect("n") == 1
+            lock_waiters(&store).await == 1
         })
         .await;
         // The others queue behind it, in this order.
