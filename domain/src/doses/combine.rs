@@ -38,7 +38,9 @@ pub const MAX_CALLS: usize = 128;
 /// One: measured with 8 clients on 2 cores (`bench run --scenario dose-single`, same binary,
 /// back to back, 3 runs each), one lane wrote 2,753–2,834 doses/s and two 2,038–2,054: a second
 /// lane halves the groups and doubles the statements, on a machine where the statements are
-/// the cost (as `ledger::combine` found for withdrawals).
+/// the cost (as `ledger::combine` found for withdrawals). Measured again once the statements'
+/// plans were cached (`sql::PROBES_UP_TO`), with two or three writers sharing one queue: no
+/// better than one (1,511–1,772/s vs 1,721–1,842/s on a slower machine, BENCHMARKS).
 const LANES: usize = 1;
 
 struct Job {
