@@ -411,8 +411,9 @@ async fn a_dose_that_waited_for_another_writer_sees_what_it_committed() {
 /// (even when the first is in the same group), a lot the site does not hold is refused, each
 /// site's vial leaves that site's stock and is announced to that call only, and each record
 /// names who recorded it; a call from a withdrawn site is refused as a whole (the group checks
-/// its sites in its look-up) without touching the others. On PostgreSQL the writer is held up at a lot's row lock so the group
-/// forms for certain: its records share one commit time. SQLite writes one call at a time: the
+/// its sites in its look-up) without touching the others. On PostgreSQL every writer is held up
+/// at a lot's row lock (the first call and a dose of its own for each other writer) so the
+/// group forms for certain: its records share one commit time. SQLite writes one call at a time: the
 /// same calls, sent in the same order, get the same answers.
 #[tokio::test]
 async fn single_doses_waiting_together_are_written_together_each_with_its_own_answer() {
@@ -431,6 +432,13 @@ async fn single_doses_waiting_together_are_written_together_each_with_its_own_an
     for i in 0..6 {
         p.push(person(&app, CHIYODA, i + 1, None).await);
     }
+    // A dose of its own for every writer but the first, so that the calls below queue.
+    let extra = domain::doses::WRITERS - 1;
+    let mut occupy = Vec::new();
+    for w in 0..extra {
+        let coupon = person(&app, CHIYODA, 7 + w as u64, None).await;
+        occupy.push(manual(CHIYODA, &coupon, 1, &day(0), "FF3620", &format!("w-{w}")));
+    }
     let calls: Vec<(&str, Value)> = vec![
         (&s.base, manual(CHIYODA, &p[1], 1, &day(0), "FF3620", "g-1")),
         (&s.base, manual(CHIYODA, &p[1], 1, &day(0), "FF3620", "g-1")),
@@ -443,15 +451,24 @@ async fn single_doses_waiting_together_are_written_together_each_with_its_own_an
     ];
     let first_input = manual(CHIYODA, &p[0], 1, &day(0), "FF3620", "g-0");
     let store = app.running.as_ref().expect("running").store.clone();
-    let (first, answers): (Value, Vec<Value>) = if app.db.is_postgres() {
-        // Hold the base site's lot: the first call takes it to the writer and waits there.
+    let (first, occupied, answers): (Value, Vec<Value>, Vec<Value>) = if app.db.is_postgres() {
+        // Hold the base site's lot: the first call takes it to a writer and waits there, and
+        // so does a dose of its own for every other writer.
         let blocker = hold_lots(&store, &s.base).await;
         let first = send_dose(&app, &s.base, first_input);
         until("the first dose to wait for the lot", async || {
             lock_waiters(&store).await == 1
         })
         .await;
-        // The others queue behind it, in this order.
+        let mut busy = Vec::new();
+        for (w, input) in occupy.iter().enumerate() {
+            busy.push(send_dose(&app, &s.base, input.clone()));
+            until("every writer to wait for the lot", async || {
+                lock_waiters(&store).await == w as i64 + 2
+            })
+            .await;
+        }
+        // The others queue behind them, in this order.
         let mut pending = Vec::new();
         for (k, (site, input)) in calls.iter().enumerate() {
             pending.push(send_dose(&app, site, input.clone()));
@@ -459,18 +476,26 @@ async fn single_doses_waiting_together_are_written_together_each_with_its_own_an
         }
         blocker.commit().await.expect("release");
         let first = first.await.expect("first");
+        let mut occupied = Vec::new();
+        for t in busy {
+            occupied.push(t.await.expect("occupying dose"));
+        }
         let mut answers = Vec::new();
         for t in pending {
             answers.push(t.await.expect("call"));
         }
-        (first, answers)
+        (first, occupied, answers)
     } else {
         let first = send_dose(&app, &s.base, first_input).await.expect("first");
+        let mut occupied = Vec::new();
+        for input in &occupy {
+            occupied.push(send_dose(&app, &s.base, input.clone()).await.expect("occupying dose"));
+        }
         let mut answers = Vec::new();
         for (site, input) in &calls {
             answers.push(send_dose(&app, site, input.clone()).await.expect("call"));
         }
-        (first, answers)
+        (first, occupied, answers)
     };
     let ok = |b: &Value| b["data"]["recordDose"].clone();
     let reason = |b: &Value| {
@@ -484,6 +509,10 @@ async fn single_doses_waiting_together_are_written_together_each_with_its_own_an
     let first = ok(&first);
     assert_eq!(first["created"], true, "{first}");
     assert_eq!(first["record"]["openedVial"], true);
+    for o in &occupied {
+        assert_eq!(ok(o)["created"], true, "{o}");
+        assert_eq!(ok(o)["record"]["openedVial"], false, "{o}");
+    }
     let [b, c, d, e, f, g, h, w] = answers.as_slice() else {
         panic!("eight answers: {answers:?}")
     };
@@ -536,8 +565,8 @@ async fn single_doses_waiting_together_are_written_together_each_with_its_own_an
     assert_eq!(administered(&app, &s.base, "FF3620").await, (9, 1));
     assert_eq!(administered(&app, &s.other, "FF3620").await, (9, 1));
     assert_eq!(administered(&app, &s.far, "FF3620").await, (9, 1));
-    assert_eq!(lot_doses(&app, &s.base, "FF3620").await["openDoses"], 4);
-    assert_eq!(count_records(&app).await, 4);
+    assert_eq!(lot_doses(&app, &s.base, "FF3620").await["openDoses"], 4 - extra);
+    assert_eq!(count_records(&app).await, 4 + extra);
     assert_eq!(store.doses_waiting(), 0);
     assert_reconciled(&app).await;
 }

@@ -3,27 +3,34 @@
 //! Written alone, a dose was a transaction of seven statements and a commit, and PostgreSQL
 //! spent ~1.5 ms of CPU on each (measured on 2 cores: planning and starting statements, not
 //! moving rows; a batch of 1,000 cost ~0.05 ms a record). So `recordDose` calls queue here and
-//! a lane takes every call waiting (up to [`MAX_CALLS`]) and writes them as one batch in one
+//! a writer takes every call waiting (up to [`MAX_CALLS`]) and writes them as one batch in one
 //! transaction ([`super::record_group`]: lock the lots, one look-up of sites, keys, persons,
 //! earlier doses, overrides and new ids, one write of entries, records and balances — the same
 //! statements whatever the group's size). Nothing waits on purpose: a lone dose is written the
-//! moment it arrives; groups form only while the lane's previous transaction runs, i.e. exactly
-//! when the database is the bottleneck. With one lane, a group waits behind any writer holding
-//! one of its lots (a 1,000-record batch of the same site, say), and so do its other calls.
+//! moment it arrives; groups form only while the writers' previous transactions run, i.e.
+//! exactly when the database is the bottleneck. [`WRITERS`] writers take from one queue, each
+//! on its own thread with its own connection; a group waits behind any transaction holding one
+//! of its lots (the other writer's group, a 1,000-record batch of the same site), and so do its
+//! other calls.
 //!
-//! The answers are those the calls would get one after the other in arrival order: the group
-//! is decided as one batch (records see each other: the same person's earlier dose, the same
-//! site's key, the same lot), each call keeps its own field names, stock changes and
-//! `recordedBy`. Should the group's transaction fail (a deadlock with a writer locking rows in
-//! another order, a unique index meeting another process's write), nothing of it was written
-//! and every call in it is written alone on the direct path, which retries and reports its own
-//! outcome.
+//! The answers are those the calls would get one after the other in arrival order: a group is
+//! decided as one batch once its lots are locked, so it sees everything committed by the
+//! transactions that held them before (the other writer's group of the same site, say), and
+//! its records see each other (the same person's earlier dose, the same site's key, the same
+//! lot); each call keeps its own field names, stock changes and `recordedBy`. (Two groups of
+//! different lots run side by side, as a group and a `recordDoses` batch of another site always
+//! could: a person's doses at two sites in the same instant meet at the unique dose number, not
+//! at the interval rules.) Should the group's transaction fail (a deadlock with a writer locking
+//! rows in another order, a unique index meeting another process's write), nothing of it was
+//! written and every call in it is written alone on the direct path, which retries and reports
+//! its own outcome.
 //!
 //! Must not: decide anything (the rules are the batch's), or delay a write to grow a group.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use sea_orm::sqlx::postgres::PgPoolOptions;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Call, Recorded, record_alone, record_group};
@@ -33,27 +40,31 @@ use crate::store::Store;
 /// Most calls in one group.
 pub const MAX_CALLS: usize = 128;
 
-/// Lanes (group transactions in flight at once); a site always uses the same lane.
+/// Writers: group transactions in flight at once, each on its own thread with its own
+/// connection, taking from one queue (see [`spawn_writer`]).
 ///
-/// One: measured with 8 clients on 2 cores (`bench run --scenario dose-single`, same binary,
-/// back to back, 3 runs each), one lane wrote 2,753–2,834 doses/s and two 2,038–2,054: a second
-/// lane halves the groups and doubles the statements, on a machine where the statements are
-/// the cost (as `ledger::combine` found for withdrawals). Measured again once the statements'
-/// plans were cached (`sql::PROBES_UP_TO`), with two or three writers sharing one queue: no
-/// better than one (1,511–1,772/s vs 1,721–1,842/s on a slower machine, BENCHMARKS).
-const LANES: usize = 1;
+/// Two: measured with 8 clients on 2 cores (`bench run --scenario dose-single`, 3 runs each,
+/// back to back). On the server's runtime one lane was best (2,753–2,834 doses/s against
+/// 2,038–2,054 for two): its round trips queued behind HTTP work, and a second lane only
+/// halved the groups. On their own threads the writers are woken as soon as PostgreSQL answers,
+/// and one alone left a third of the two cores idle (its backend and thread take turns): one
+/// writer 3,380–3,729/s; two by site 3,865–4,585/s (five bench sites on one, three on the
+/// other); two taking from one queue 4,482–4,948/s, with ~7 % of the cores left idle; three
+/// 3,997–4,423/s; four by site 2,901–3,358/s (smaller groups cost more statements than the
+/// cores can give). BENCHMARKS, 2026-11-27 23:1x–23:3x.
+pub const WRITERS: usize = 2;
 
 struct Job {
     call: Call,
     reply: oneshot::Sender<DomainResult<Recorded>>,
 }
 
-/// The lanes of one database (PostgreSQL only: a SQLite store's writer lock is its own);
-/// started on first use, inside the runtime that uses them.
+/// The queue and writers of one database (PostgreSQL only: a SQLite store's writer lock is
+/// its own); started on first use.
 #[derive(Default)]
 pub(crate) struct Combiner {
-    lanes: OnceLock<Vec<mpsc::UnboundedSender<Job>>>,
-    /// Calls queued and not yet taken by their lane.
+    queue: OnceLock<mpsc::UnboundedSender<Job>>,
+    /// Calls queued and not yet taken by a writer.
     waiting: Arc<AtomicUsize>,
 }
 
@@ -64,37 +75,33 @@ impl std::fmt::Debug for Combiner {
 }
 
 impl Combiner {
-    /// Calls queued and not yet taken by a lane (0 when the database keeps up).
+    /// Calls queued and not yet taken by a writer (0 when the database keeps up).
     pub(crate) fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// Writes `call` with whatever else is waiting on its lane. When the lane is gone (its
-    /// runtime ended) the call is written alone.
+    /// Writes `call` with whatever else is waiting. When no writer is left (none could be
+    /// started) the call is written alone.
     pub(crate) async fn record(&self, store: &Store, call: Call) -> DomainResult<Recorded> {
-        let lanes = self.lanes.get_or_init(|| {
-            (0..LANES)
-                .map(|_| {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    // The lane holds the connection, not this store: a store holding its
-                    // own lane would keep it (and the pool) alive after every user is gone.
-                    tokio::spawn(lane(Store::new(store.db().clone()), rx, self.waiting.clone()));
-                    tx
-                })
-                .collect()
+        let queue = self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            for _ in 0..WRITERS {
+                spawn_writer(store, rx.clone(), self.waiting.clone());
+            }
+            tx
         });
-        let lane = crate::ledger::combine::lane_of(&call.site, lanes.len());
         let (reply, answer) = oneshot::channel();
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        if let Err(mpsc::error::SendError(job)) = lanes[lane].send(Job { call, reply }) {
+        if let Err(mpsc::error::SendError(job)) = queue.send(Job { call, reply }) {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
             return record_alone(store, &job.call).await;
         }
         match answer.await {
             Ok(outcome) => outcome,
-            // The lane ended (its runtime shut down) before answering; whether the dose was
-            // written is unknown, so say so as a storage failure rather than guess (a retry with
-            // the same key finds it if it was).
+            // The writer ended before answering; whether the dose was written is unknown, so
+            // say so as a storage failure rather than guess (a retry with the same key finds it
+            // if it was).
             Err(_) => Err(DomainError::Database(sea_orm::DbErr::Custom(
                 "the dose writer stopped before answering".into(),
             ))),
@@ -102,17 +109,79 @@ impl Combiner {
     }
 }
 
-/// One lane: take the first waiting call and every other one waiting (up to [`MAX_CALLS`]),
-/// write them, answer, repeat.
-async fn lane(store: Store, mut rx: mpsc::UnboundedReceiver<Job>, waiting: Arc<AtomicUsize>) {
-    while let Some(first) = rx.recv().await {
-        let mut group = vec![first];
-        while group.len() < MAX_CALLS {
-            match rx.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+/// The queue the writers take from.
+type Queue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>;
+
+/// Starts a writer on its own thread, with its own connection: the writers are the critical
+/// path of every single dose (one group's round trips after another), and on the server's
+/// runtime each of their wake-ups would queue behind HTTP and GraphQL work. When no writer can
+/// be started the queue's receiver is dropped, so calls are written alone
+/// (see [`Combiner::record`]).
+fn spawn_writer(store: &Store, queue: Queue, waiting: Arc<AtomicUsize>) {
+    // The writer's store has its own one-connection pool, not this store: a store holding its
+    // own writer would keep it (and the pool) alive after every user is gone, and a connection
+    // of the server's pool would be driven by the server's runtime.
+    //
+    // Its session plans without sequential scans where an index exists: every statement a
+    // group runs probes an index per key, and PostgreSQL caches a generic plan of each after
+    // five runs, made with the table sizes of that moment — at the start of a day on a new
+    // database, `dose_records` of a page or two, where reading the whole table is the cheapest
+    // plan. Measured: with that plan frozen, a look-up read all of `dose_records` twice and
+    // single doses fell from ~3,400/s to 283/s within three runs. And without JIT: a plan
+    // that must still read a small table whole (the interval rules) is costed past
+    // `jit_above_cost` once sequential scans are off, and compiling it took longer than
+    // running it (14 doses/s).
+    let options = (*store.db().get_postgres_connection_pool().connect_options())
+        .clone()
+        .options([("enable_seqscan", "off"), ("jit", "off")]);
+    let started = std::thread::Builder::new()
+        .name("vsys-dose-writer".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a dose writer");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(0)
+                    // No ping per group (a round trip on the critical path); a connection idle
+                    // this long is closed instead, so one a firewall dropped is never reused.
+                    .test_before_acquire(false)
+                    .idle_timeout(IDLE)
+                    .connect_lazy_with(options);
+                let db = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+                writer(Store::new(db), queue, waiting).await;
+            });
+        });
+    if let Err(e) = started {
+        tracing::error!(error = %e, "cannot start a dose writer");
+    }
+}
+
+/// A writer's connection is closed after this long unused.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// One writer: take the first waiting call and every other one waiting (up to [`MAX_CALLS`]),
+/// write them, answer, repeat. The queue is held only while taking, so while one writer
+/// writes, the next group gathers for another. Ends when every sender is gone.
+async fn writer(store: Store, queue: Queue, waiting: Arc<AtomicUsize>) {
+    loop {
+        let group = {
+            let mut rx = queue.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            let mut group = vec![first];
+            while group.len() < MAX_CALLS {
+                match rx.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
             }
-        }
+            group
+        };
         waiting.fetch_sub(group.len(), Ordering::Relaxed);
         write(&store, group).await;
     }

@@ -23,6 +23,8 @@
 //! the person's id, municipality and coupon number).
 
 pub(crate) mod combine;
+
+pub use combine::WRITERS;
 pub(crate) mod sql;
 
 use std::collections::{BTreeMap, HashMap};
