@@ -413,8 +413,8 @@ async fn a_dose_that_waited_for_another_writer_sees_what_it_committed() {
 /// names who recorded it; a call from a withdrawn site is refused as a whole (the group checks
 /// its sites in its look-up) without touching the others. On PostgreSQL every writer is held up
 /// at a lot's row lock (the first call and a dose of its own for each other writer) so the
-/// group forms for certain: its records share one commit time. SQLite writes one call at a time: the
-/// same calls, sent in the same order, get the same answers.
+/// group forms for certain: its records share one commit time. SQLite writes one call at a
+/// time: the same calls, sent in the same order, get the same answers.
 #[tokio::test]
 async fn single_doses_waiting_together_are_written_together_each_with_its_own_answer() {
     let app = TestApp::spawn().await;

@@ -23,9 +23,9 @@
 //! the person's id, municipality and coupon number).
 
 pub(crate) mod combine;
+pub(crate) mod sql;
 
 pub use combine::WRITERS;
-pub(crate) mod sql;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
