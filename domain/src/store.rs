@@ -24,6 +24,9 @@ pub struct Store {
     withdrawals: Arc<crate::ledger::combine::Combiner>,
     /// PostgreSQL: single doses written together (`doses::combine`), shared likewise.
     doses: Arc<crate::doses::combine::Combiner>,
+    /// PostgreSQL: the session forces generic plans (a dose writer's own connection, see
+    /// `doses::combine`), so statements may take array parameters directly.
+    generic_plans: bool,
 }
 
 impl Store {
@@ -37,7 +40,22 @@ impl Store {
             writer,
             withdrawals: Arc::default(),
             doses: Arc::default(),
+            generic_plans: false,
         }
+    }
+
+    /// A store over a PostgreSQL connection whose sessions set
+    /// `plan_cache_mode = force_generic_plan`.
+    pub(crate) fn with_generic_plans(db: DatabaseConnection) -> Self {
+        Store {
+            generic_plans: true,
+            ..Store::new(db)
+        }
+    }
+
+    /// Whether this store's sessions force generic plans.
+    pub(crate) fn generic_plans(&self) -> bool {
+        self.generic_plans
     }
 
     /// For reads (and single statements that need no transaction).

@@ -359,12 +359,12 @@ async fn lock_waiters(store: &domain::store::Store) -> i64 {
 }
 
 /// A dose that had to wait for another writer of its lot is decided on what that writer
-/// committed: on PostgreSQL a group locks its lots before it reads anything else (a statement
-/// reads as of its start, so one that waited for the lock would miss that writer's records).
-/// Here a batch recording dose 1 holds the lot while the single dose 2 of the same person, too
-/// early, waits behind it; dose 2 must be refused for its interval, which no unique index
-/// would catch. SQLite writes one call at a time: the same calls in the same order get the
-/// same answers.
+/// committed. On PostgreSQL a single dose's group reads without locking and writes only if its
+/// lots are still as read; here a batch recording dose 1 holds the lot while the single dose 2
+/// of the same person, too early, is looked up (no dose 1 yet) and its write waits behind the
+/// batch. The batch commits, so the write must find the lot moved and the dose be decided again
+/// under lock: refused for its interval, which no unique index would catch. SQLite writes one
+/// call at a time: the same calls in the same order get the same answers.
 #[tokio::test]
 async fn a_dose_that_waited_for_another_writer_sees_what_it_committed() {
     let app = TestApp::spawn().await;

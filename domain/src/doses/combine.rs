@@ -3,27 +3,30 @@
 //! Written alone, a dose was a transaction of seven statements and a commit, and PostgreSQL
 //! spent ~1.5 ms of CPU on each (measured on 2 cores: planning and starting statements, not
 //! moving rows; a batch of 1,000 cost ~0.05 ms a record). So `recordDose` calls queue here and
-//! a writer takes every call waiting (up to [`MAX_CALLS`]) and writes them as one batch in one
-//! transaction ([`super::record_group`]: lock the lots, one look-up of sites, keys, persons,
-//! earlier doses, overrides and new ids, one write of entries, records and balances — the same
-//! statements whatever the group's size). Nothing waits on purpose: a lone dose is written the
-//! moment it arrives; groups form only while the writers' previous transactions run, i.e.
-//! exactly when the database is the bottleneck. [`WRITERS`] writers take from one queue, each
-//! on its own thread with its own connection; a group waits behind any transaction holding one
-//! of its lots (the other writer's group, a 1,000-record batch of the same site), and so do its
-//! other calls.
+//! a writer takes every call waiting (up to [`MAX_CALLS`]) and writes them as one batch
+//! ([`super::record_group_unlocked`]: one look-up of sites, lots, keys, persons, earlier doses,
+//! overrides and new ids, and one write of entries, records and balances that first locks the
+//! lots and writes only if none moved since the look-up — two statements and no transaction,
+//! whatever the group's size). Nothing waits on purpose: a lone dose is written the moment it
+//! arrives; groups form only while the writers' previous groups are written, i.e. exactly when
+//! the database is the bottleneck. [`WRITERS`] writers take from one queue, each on its own
+//! thread with its own connection.
 //!
 //! The answers are those the calls would get one after the other in arrival order: a group is
-//! decided as one batch once its lots are locked, so it sees everything committed by the
-//! transactions that held them before (the other writer's group of the same site, say), and
-//! its records see each other (the same person's earlier dose, the same site's key, the same
-//! lot); each call keeps its own field names, stock changes and `recordedBy`. (Two groups of
-//! different lots run side by side, as a group and a `recordDoses` batch of another site always
-//! could: a person's doses at two sites in the same instant meet at the unique dose number, not
-//! at the interval rules.) Should the group's transaction fail (a deadlock with a writer locking
-//! rows in another order, a unique index meeting another process's write), nothing of it was
-//! written and every call in it is written alone on the direct path, which retries and reports
-//! its own outcome.
+//! decided as one batch on what was committed when it looked up, and written only if no
+//! writer of its lots (the other writer's group of the same site, a 1,000-record batch, a
+//! delivery, another process) committed since — the same answers as had it locked its lots
+//! first. If one did, the group is written again as one transaction that does lock its lots
+//! first ([`super::record_group`]), waiting behind any transaction holding one of them; a group
+//! with a site the other writer is writing for goes that way at once. Its records see each
+//! other (the same person's earlier dose, the same site's key, the same lot); each call keeps
+//! its own field names, stock changes and `recordedBy`. (Two groups of different lots run side
+//! by side, as a group and a `recordDoses` batch of another site always could: a person's
+//! doses at two sites in the same instant meet at the unique dose number, not at the interval
+//! rules.) Should the locked transaction fail too (a deadlock with a writer locking rows in
+//! another order, a unique index meeting another process's write), nothing of it was written
+//! and every call in it is written alone on the direct path, which retries and reports its
+//! own outcome.
 //!
 //! Must not: decide anything (the rules are the batch's), or delay a write to grow a group.
 
@@ -33,7 +36,8 @@ use std::sync::{Arc, OnceLock};
 use sea_orm::sqlx::postgres::PgPoolOptions;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Call, Recorded, record_alone, record_group};
+use super::{Call, Recorded, record_alone, record_group, record_group_unlocked};
+use crate::codes::SiteCode;
 use crate::error::{DomainError, DomainResult};
 use crate::store::Store;
 
@@ -86,8 +90,9 @@ impl Combiner {
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            let writing = InFlight::default();
             for _ in 0..WRITERS {
-                spawn_writer(store, rx.clone(), self.waiting.clone());
+                spawn_writer(store, rx.clone(), self.waiting.clone(), writing.clone());
             }
             tx
         });
@@ -112,12 +117,15 @@ impl Combiner {
 /// The queue the writers take from.
 type Queue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>;
 
+/// The recording sites of the groups being written, once per group.
+type InFlight = Arc<std::sync::Mutex<Vec<SiteCode>>>;
+
 /// Starts a writer on its own thread, with its own connection: the writers are the critical
 /// path of every single dose (one group's round trips after another), and on the server's
 /// runtime each of their wake-ups would queue behind HTTP and GraphQL work. When no writer can
 /// be started the queue's receiver is dropped, so calls are written alone
 /// (see [`Combiner::record`]).
-fn spawn_writer(store: &Store, queue: Queue, waiting: Arc<AtomicUsize>) {
+fn spawn_writer(store: &Store, queue: Queue, waiting: Arc<AtomicUsize>, writing: InFlight) {
     // The writer's store has its own one-connection pool, not this store: a store holding its
     // own writer would keep it (and the pool) alive after every user is gone, and a connection
     // of the server's pool would be driven by the server's runtime.
@@ -133,7 +141,11 @@ fn spawn_writer(store: &Store, queue: Queue, waiting: Arc<AtomicUsize>) {
     // running it (14 doses/s).
     let options = (*store.db().get_postgres_connection_pool().connect_options())
         .clone()
-        .options([("enable_seqscan", "off"), ("jit", "off")]);
+        .options([
+            ("enable_seqscan", "off"),
+            ("jit", "off"),
+            ("plan_cache_mode", "force_generic_plan"),
+        ]);
     let started = std::thread::Builder::new()
         .name("vsys-dose-writer".into())
         .spawn(move || {
@@ -154,7 +166,7 @@ fn spawn_writer(store: &Store, queue: Queue, waiting: Arc<AtomicUsize>) {
                     .idle_timeout(IDLE)
                     .connect_lazy_with(options);
                 let db = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
-                writer(Store::new(db), queue, waiting).await;
+                writer(Store::with_generic_plans(db), queue, waiting, writing).await;
             });
         });
     if let Err(e) = started {
@@ -168,7 +180,7 @@ const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 /// One writer: take the first waiting call and every other one waiting (up to [`MAX_CALLS`]),
 /// write them, answer, repeat. The queue is held only while taking, so while one writer
 /// writes, the next group gathers for another. Ends when every sender is gone.
-async fn writer(store: Store, queue: Queue, waiting: Arc<AtomicUsize>) {
+async fn writer(store: Store, queue: Queue, waiting: Arc<AtomicUsize>, writing: InFlight) {
     loop {
         let group = {
             let mut rx = queue.lock().await;
@@ -183,30 +195,60 @@ async fn writer(store: Store, queue: Queue, waiting: Arc<AtomicUsize>) {
             group
         };
         waiting.fetch_sub(group.len(), Ordering::Relaxed);
-        write(&store, group).await;
+        let mut sites: Vec<SiteCode> = group.iter().map(|j| *j.call.site()).collect();
+        sites.sort_unstable();
+        sites.dedup();
+        // A site another writer is writing for: that group will most likely commit between
+        // this one's look-up and its write, and an unlocked write would only find its lots
+        // moved. (Tablets of one site recording at once; sites of their own never meet.)
+        let contended = {
+            let mut w = writing.lock().unwrap_or_else(|p| p.into_inner());
+            let met = sites.iter().any(|s| w.contains(s));
+            w.extend_from_slice(&sites);
+            met
+        };
+        write(&store, group, contended).await;
+        let mut w = writing.lock().unwrap_or_else(|p| p.into_inner());
+        for s in &sites {
+            if let Some(i) = w.iter().position(|x| x == s) {
+                w.swap_remove(i);
+            }
+        }
     }
 }
 
-async fn write(store: &Store, group: Vec<Job>) {
-    if group.len() > 1 {
-        let (calls, replies): (Vec<Call>, Vec<_>) = group.into_iter().map(|j| (j.call, j.reply)).unzip();
-        match record_group(store, &calls).await {
-            Ok(done) => {
-                for (reply, recorded) in replies.into_iter().zip(done) {
-                    let _ = reply.send(recorded);
-                }
-            }
+/// Writes a group: first unlocked ([`record_group_unlocked`]: a look-up and a guarded write,
+/// no transaction) unless `contended`; if a lot moved in between, or that failed, under lock
+/// as one transaction; and if that failed too, each call alone (the direct path retries and
+/// reports its own outcome).
+async fn write(store: &Store, group: Vec<Job>, contended: bool) {
+    let (calls, replies): (Vec<Call>, Vec<_>) = group.into_iter().map(|j| (j.call, j.reply)).unzip();
+    let unlocked = if contended {
+        None
+    } else {
+        match record_group_unlocked(store, &calls).await {
+            Ok(done) => done,
             Err(e) => {
-                tracing::warn!(error = %e, calls = calls.len(), "grouped doses failed; writing each alone");
-                for (reply, call) in replies.into_iter().zip(&calls) {
-                    let _ = reply.send(record_alone(store, call).await);
-                }
+                tracing::debug!(error = %e, calls = calls.len(), "unlocked dose group failed; locking");
+                None
             }
         }
-        return;
-    }
-    for job in group {
-        let outcome = record_alone(store, &job.call).await;
-        let _ = job.reply.send(outcome);
+    };
+    let done = match unlocked {
+        Some(done) => Ok(done),
+        None => record_group(store, &calls).await,
+    };
+    match done {
+        Ok(done) => {
+            for (reply, recorded) in replies.into_iter().zip(done) {
+                let _ = reply.send(recorded);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, calls = calls.len(), "grouped doses failed; writing each alone");
+            for (reply, call) in replies.into_iter().zip(&calls) {
+                let _ = reply.send(record_alone(store, call).await);
+            }
+        }
     }
 }

@@ -313,8 +313,50 @@ type NewVial = (usize, sql::LotKey, u64, NaiveDate);
 /// same key, the same lot), so the answers are those the calls would get one after the other.
 async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<DomainResult<Recorded>>> {
     let tx = store.write().await?;
+    let done = decide_and_write(store, &*tx, calls, Lots::LockFirst)
+        .await?
+        .ok_or_else(|| DomainError::Corrupt("a write of locked lots found them moved".into()))?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// PostgreSQL: writes `calls` as [`record_group`] does, but in two statements and no
+/// transaction: the look-up reads the lots unlocked with everything else, and the write locks
+/// them only if each is still as read (see [`sql::Guard::Unchanged`]) — the answers are then
+/// those of a group that locked them first. `None`: a lot moved in between (another writer of
+/// it committed), nothing was written, and the calls must be written under lock.
+pub(crate) async fn record_group_unlocked(
+    store: &Store,
+    calls: &[Call],
+) -> DomainResult<Option<Vec<DomainResult<Recorded>>>> {
+    if store.backend() != sea_orm::DbBackend::Postgres {
+        return Err(DomainError::Corrupt("unlocked groups are PostgreSQL's".into()));
+    }
+    decide_and_write(store, store.db(), calls, Lots::CheckAtWrite).await
+}
+
+/// How a group keeps other writers of its lots out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lots {
+    /// Lock them before reading anything (in `db`'s transaction).
+    LockFirst,
+    /// Read them with everything else and write only if none moved (PostgreSQL, one
+    /// statement each, no transaction).
+    CheckAtWrite,
+}
+
+async fn decide_and_write<C: ConnectionTrait>(
+    store: &Store,
+    db: &C,
+    calls: &[Call],
+    how: Lots,
+) -> DomainResult<Option<Vec<DomainResult<Recorded>>>> {
     let now = Utc::now();
-    let db = &*tx;
+    let plans = if store.generic_plans() {
+        sql::Plans::Generic
+    } else {
+        sql::Plans::Chosen
+    };
     let valid = || {
         calls.iter().flat_map(|call| {
             call.checked
@@ -330,7 +372,14 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<DomainR
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let rows = sql::lock_lots(db, &wanted).await?;
+    let mut rows = match how {
+        Lots::LockFirst => sql::lock_lots(db, &wanted, plans).await?,
+        Lots::CheckAtWrite => Vec::new(),
+    };
+    let read_lots: &[sql::LotKey] = match how {
+        Lots::LockFirst => &[],
+        Lots::CheckAtWrite => &wanted,
+    };
 
     let keys: Vec<sql::SiteKey> = {
         let mut k: Vec<sql::SiteKey> = valid()
@@ -358,11 +407,11 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<DomainR
         u.dedup();
         u
     };
-    let (existing, persons, mut earlier, overrides, rules, per_vial, drawn, sites) =
+    let (existing, persons, mut earlier, overrides, rules, per_vial, drawn, sites, seen) =
         if store.backend() == sea_orm::DbBackend::Postgres {
-            // One round trip for everything but the lots, the recording sites and new ids
+            // One round trip for everything but locked lots, the recording sites and new ids
             // included (the hot path of a single dose).
-            let l = sql::lookup_pg(db, &keys, &refs, &unchecked, valid().count()).await?;
+            let l = sql::lookup_pg(db, &keys, &refs, &unchecked, read_lots, valid().count(), plans).await?;
             let existing = if l.keys.is_empty() {
                 HashMap::new()
             } else {
@@ -378,6 +427,7 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<DomainR
                 l.per_vial,
                 drawn,
                 l.sites,
+                l.lots,
             )
         } else {
             let existing = sql::by_keys(db, &keys).await?;
@@ -399,8 +449,12 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<DomainR
                 sql::doses_per_vial(db).await?,
                 None,
                 sql::sites(db, &unchecked).await?,
+                Vec::new(),
             )
         };
+    if how == Lots::CheckAtWrite {
+        rows = seen.iter().map(|(k, row, _)| (k.clone(), *row)).collect();
+    }
     // The lots found, with their doses per vial (a lot of no vaccine has none: its doses are
     // refused by the rules).
     let mut lots: BTreeMap<sql::LotKey, LotState> = rows
@@ -576,8 +630,13 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<DomainR
             administered_delta: state.opened,
         })
         .collect();
-    sql::write_batch(db, &entries, &rows, &updates, now).await?;
-    tx.commit().await?;
+    let guard = match how {
+        Lots::LockFirst => sql::Guard::Locked,
+        Lots::CheckAtWrite => sql::Guard::Unchanged(&seen),
+    };
+    if !sql::write_batch(db, &entries, &rows, &updates, now, plans, guard).await? {
+        return Ok(None);
+    }
 
     let mut changes: Vec<Vec<StockChange>> = calls.iter().map(|_| Vec::new()).collect();
     for (e, (p, key, _, _)) in entries.iter().zip(&vials) {
@@ -643,28 +702,30 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<DomainR
         }),
         Slot::SameAs(..) => Err(DomainError::Corrupt("a repeated key points at a repeat".into())),
     };
-    Ok(slots
-        .iter()
-        .zip(changes)
-        .zip(&facts)
-        .map(|((mine, changes), fact)| {
-            fact.as_ref().map_err(clone_error)?;
-            Ok(Recorded {
-                results: mine
-                    .iter()
-                    .map(|s| match s {
-                        // The first record under a key is never itself a repeat.
-                        Slot::SameAs(m, j) => answer(&slots[*m][*j]).map(|o| Outcome {
-                            record: o.record,
-                            created: false,
-                        }),
-                        other => answer(other),
-                    })
-                    .collect(),
-                changes,
+    Ok(Some(
+        slots
+            .iter()
+            .zip(changes)
+            .zip(&facts)
+            .map(|((mine, changes), fact)| {
+                fact.as_ref().map_err(clone_error)?;
+                Ok(Recorded {
+                    results: mine
+                        .iter()
+                        .map(|s| match s {
+                            // The first record under a key is never itself a repeat.
+                            Slot::SameAs(m, j) => answer(&slots[*m][*j]).map(|o| Outcome {
+                                record: o.record,
+                                created: false,
+                            }),
+                            other => answer(other),
+                        })
+                        .collect(),
+                    changes,
+                })
             })
-        })
-        .collect())
+            .collect(),
+    ))
 }
 
 fn key_reused(field: &str) -> DomainError {

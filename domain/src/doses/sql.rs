@@ -34,6 +34,53 @@ where
     items.iter().map(f).collect::<Vec<U>>().into()
 }
 
+/// How the PostgreSQL session a group's statements run on caches plans, which decides how
+/// their parameters are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plans {
+    /// PostgreSQL chooses between a custom and the generic plan at each execution (the
+    /// pool's sessions). Arrays and counts are written as sub-selects
+    /// (`(SELECT CAST(? AS …[]))`) so that both cost the same and the cached generic plan is
+    /// kept (see [`PROBES_UP_TO`]).
+    Chosen,
+    /// The session sets `plan_cache_mode = force_generic_plan` (the dose writers' own
+    /// connections): parameters are written directly (`CAST(? AS …[])`). Each sub-select is
+    /// an InitPlan started, run and ended at every execution — ~45 of them per group — and
+    /// starting plan nodes was a fifth of the database's CPU for single doses.
+    Generic,
+}
+
+/// `sql` as written for `plans`: with [`Plans::Generic`], every `(SELECT CAST(? AS t))`
+/// becomes `CAST(? AS t)`.
+pub fn shaped(sql: &str, plans: Plans) -> std::borrow::Cow<'_, str> {
+    const OPEN: &str = "(SELECT CAST(? AS ";
+    if plans == Plans::Chosen || !sql.contains(OPEN) {
+        return sql.into();
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find(OPEN) {
+        let after = &rest[at + OPEN.len()..];
+        // A type name holds no parentheses: the cast ends at the first `)`, the sub-select
+        // at the next.
+        match after.find("))") {
+            Some(end) if !after[..end].contains('(') => {
+                out.push_str(&rest[..at]);
+                out.push_str("CAST(? AS ");
+                out.push_str(&after[..end]);
+                out.push(')');
+                rest = &after[end + 2..];
+            }
+            _ => {
+                out.push_str(&rest[..at + OPEN.len()]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.into()
+}
+
 /// A site's idempotency key: (recording site, key).
 pub type SiteKey = (String, String);
 
@@ -345,10 +392,20 @@ fn lot_row(r: &QueryResult) -> DomainResult<LotRow> {
     })
 }
 
+const LOCK_LOTS: &str = "SELECT k.n, b.on_hand, b.open_doses, b.open_entry_id, b.expiry_date \
+     FROM UNNEST((SELECT CAST(? AS bpchar[])), (SELECT CAST(? AS text[])), (SELECT CAST(? AS text[]))) WITH ORDINALITY AS k(s, p, l, n) \
+     CROSS JOIN LATERAL (SELECT on_hand, open_doses, open_entry_id, expiry_date FROM stock_balances \
+       WHERE site_code = k.s AND product_code = k.p AND lot_number = k.l FOR UPDATE) b \
+     ORDER BY k.n";
+
 /// The balance rows of `keys` that exist, locked for the transaction in the order given
 /// (callers sort them, so writers never wait on each other in a circle). PostgreSQL: one
 /// statement, one index probe per key; SQLite: one query per key under the writer lock.
-pub async fn lock_lots<C: ConnectionTrait>(db: &C, keys: &[LotKey]) -> DomainResult<Vec<(LotKey, LotRow)>> {
+pub async fn lock_lots<C: ConnectionTrait>(
+    db: &C,
+    keys: &[LotKey],
+    plans: Plans,
+) -> DomainResult<Vec<(LotKey, LotRow)>> {
     if !pg(db) {
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
@@ -361,17 +418,14 @@ pub async fn lock_lots<C: ConnectionTrait>(db: &C, keys: &[LotKey]) -> DomainRes
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = "SELECT k.n, b.on_hand, b.open_doses, b.open_entry_id, b.expiry_date \
-               FROM UNNEST((SELECT CAST(? AS bpchar[])), (SELECT CAST(? AS text[])), (SELECT CAST(? AS text[]))) WITH ORDINALITY AS k(s, p, l, n) \
-               CROSS JOIN LATERAL (SELECT on_hand, open_doses, open_entry_id, expiry_date FROM stock_balances \
-                 WHERE site_code = k.s AND product_code = k.p AND lot_number = k.l FOR UPDATE) b \
-               ORDER BY k.n";
     let values: Vec<Value> = vec![
         array(keys, |k| k.0.as_str().to_owned()),
         array(keys, |k| k.1.as_str().to_owned()),
         array(keys, |k| k.2.as_str().to_owned()),
     ];
-    let rows = db.query_all_raw(stmt(db.get_database_backend(), sql, values)).await?;
+    let rows = db
+        .query_all_raw(stmt(db.get_database_backend(), &shaped(LOCK_LOTS, plans), values))
+        .await?;
     rows.iter()
         .map(|r| {
             let n: i64 = r.try_get("", "n")?;
@@ -754,6 +808,9 @@ pub struct Lookup {
     pub entry_ids: Vec<i64>,
     /// The recording sites asked for that exist: code → (municipality, status).
     pub sites: HashMap<String, (String, String)>,
+    /// The balance rows asked for that exist, unlocked, each with the version read (its
+    /// `xmin`) for [`Guard::Unchanged`].
+    pub lots: Vec<(LotKey, LotRow, String)>,
 }
 
 /// Up to this many keys (or persons) a look-up probes an index per key; above it, it joins.
@@ -814,17 +871,23 @@ const LOOKUP_JOINS: &str = "WITH p AS (SELECT p.id, p.municipality_code, p.coupo
     (SELECT COALESCE(json_agg(json_build_array(o.person_id, o.dose_number, o.id)), '[]'::json) \
       FROM dose_interval_overrides o WHERE o.person_id = ANY(ARRAY(SELECT id FROM p))) AS overrides, ";
 
+/// The rest of a look-up. The id sequences are named as literals (those of the tables'
+/// `bigserial` ids), which PostgreSQL resolves once when it prepares the statement;
+/// `pg_get_serial_sequence` would read the catalog at every execution.
 const LOOKUP_REST: &str = "(SELECT COALESCE(json_agg(json_build_array(r.product_code, r.dose_number, r.min_days, r.min_months)), '[]'::json) \
       FROM dose_interval_rules r) AS rules, \
     (SELECT COALESCE(json_agg(json_build_array(x.code, x.doses_per_vial)), '[]'::json) FROM products x \
       WHERE x.kind = 'VACCINE' AND x.doses_per_vial > 0) AS vials, \
-    ARRAY(SELECT nextval(q.seq) FROM (SELECT CAST(pg_get_serial_sequence('dose_records', 'id') AS regclass) AS seq \
-      OFFSET 0) AS q CROSS JOIN generate_series(1, (SELECT CAST(? AS bigint)))) AS record_ids, \
-    ARRAY(SELECT nextval(q.seq) FROM (SELECT CAST(pg_get_serial_sequence('stock_entries', 'id') AS regclass) AS seq \
-      OFFSET 0) AS q CROSS JOIN generate_series(1, (SELECT CAST(? AS bigint)))) AS entry_ids, \
+    ARRAY(SELECT nextval('dose_records_id_seq') FROM generate_series(1, (SELECT CAST(? AS bigint)))) AS record_ids, \
+    ARRAY(SELECT nextval('stock_entries_id_seq') FROM generate_series(1, (SELECT CAST(? AS bigint)))) AS entry_ids, \
     (SELECT COALESCE(json_agg(json_build_array(s.code, s.municipality_code, s.status)), '[]'::json) \
       FROM UNNEST((SELECT CAST(? AS bpchar[]))) AS k(c) \
-      CROSS JOIN LATERAL (SELECT code, municipality_code, status FROM sites WHERE code = k.c OFFSET 0) s) AS sites";
+      CROSS JOIN LATERAL (SELECT code, municipality_code, status FROM sites WHERE code = k.c OFFSET 0) s) AS sites, \
+    (SELECT COALESCE(json_agg(json_build_array(k.n, b.on_hand, b.open_doses, b.open_entry_id, b.expiry_date, \
+        CAST(b.xmin AS text))), '[]'::json) \
+      FROM UNNEST((SELECT CAST(? AS bpchar[])), (SELECT CAST(? AS text[])), (SELECT CAST(? AS text[]))) WITH ORDINALITY AS k(s, p, l, n) \
+      CROSS JOIN LATERAL (SELECT on_hand, open_doses, open_entry_id, expiry_date, xmin FROM stock_balances \
+        WHERE site_code = k.s AND product_code = k.p AND lot_number = k.l OFFSET 0) b) AS lots";
 
 fn json_err(what: &str) -> DomainError {
     DomainError::Corrupt(format!("batch lookup: {what}"))
@@ -855,7 +918,9 @@ pub async fn lookup_pg<C: ConnectionTrait>(
     keys: &[SiteKey],
     refs: &[(String, String)],
     sites: &[String],
+    lots: &[LotKey],
     new_ids: usize,
+    plans: Plans,
 ) -> DomainResult<Lookup> {
     let (ms, cs): (Vec<String>, Vec<String>) = refs.iter().cloned().unzip();
     let (ss, ks): (Vec<String>, Vec<String>) = keys.iter().cloned().unzip();
@@ -874,9 +939,12 @@ pub async fn lookup_pg<C: ConnectionTrait>(
         n.into(),
         n.into(),
         sites.to_vec().into(),
+        array(lots, |k| k.0.as_str().to_owned()),
+        array(lots, |k| k.1.as_str().to_owned()),
+        array(lots, |k| k.2.as_str().to_owned()),
     ];
     let row = db
-        .query_one_raw(stmt(db.get_database_backend(), &sql, values))
+        .query_one_raw(stmt(db.get_database_backend(), &shaped(&sql, plans), values))
         .await?
         .ok_or_else(|| json_err("no row"))?;
     let get = |c: &str| -> DomainResult<serde_json::Value> { Ok(row.try_get::<serde_json::Value>("", c)?) };
@@ -890,7 +958,22 @@ pub async fn lookup_pg<C: ConnectionTrait>(
         record_ids: row.try_get("", "record_ids")?,
         entry_ids: row.try_get("", "entry_ids")?,
         sites: HashMap::new(),
+        lots: Vec::new(),
     };
+    for r in rows_of(&get("lots")?, "lots")? {
+        let key = usize::try_from(i(&r[0], "lot")? - 1)
+            .ok()
+            .and_then(|n| lots.get(n))
+            .ok_or_else(|| json_err("lot out of range"))?;
+        let count = |v: &serde_json::Value, what| u64::try_from(i(v, what)?).map_err(|_| json_err(what));
+        let row = LotRow {
+            on_hand: count(&r[1], "on_hand")?,
+            open_doses: count(&r[2], "open_doses")?,
+            open_entry_id: r[3].as_i64(),
+            expiry_date: date(&r[4], "expiry_date")?,
+        };
+        out.lots.push((key.clone(), row, s(&r[5], "xmin")?));
+    }
     for r in rows_of(&get("sites")?, "sites")? {
         out.sites
             .insert(s(&r[0], "site")?, (s(&r[1], "municipality")?, s(&r[2], "status")?));
@@ -951,19 +1034,40 @@ pub async fn lookup_pg<C: ConnectionTrait>(
     Ok(out)
 }
 
+/// What a batch's write relies on to be the only writer of its lots.
+#[derive(Debug, Clone, Copy)]
+pub enum Guard<'a> {
+    /// The lots were locked before anything was read (the transaction's first statement).
+    Locked,
+    /// Nothing is locked and there is no transaction (PostgreSQL): the write is one statement
+    /// that first locks these balance rows, each only if it is still the version the look-up
+    /// read (`xmin`, which every writer of a lot changes), and writes nothing unless all are.
+    Unchanged(&'a [(LotKey, LotRow, String)]),
+}
+
+/// The guard's part of a write: lock the lots still as read, and `ok` if all were.
+const UNCHANGED: &str = "l AS (SELECT 1 FROM UNNEST((SELECT CAST(? AS bpchar[])), (SELECT CAST(? AS text[])), \
+     (SELECT CAST(? AS text[])), (SELECT CAST(? AS text[]))) AS k(s, p, l, seen) \
+     CROSS JOIN LATERAL (SELECT 1 FROM stock_balances b WHERE b.site_code = k.s AND b.product_code = k.p \
+       AND b.lot_number = k.l AND b.xmin = CAST(k.seen AS xid) FOR UPDATE) b), \
+   ok AS (SELECT count(*) = (SELECT CAST(? AS bigint)) AS ok FROM l), ";
+
 /// Writes what a batch decided: the opened vials' entries, the records and the balance rows.
 /// PostgreSQL: ONE statement (the inserts as data-modifying `WITH` parts of the update), so a
-/// batch costs the same round trips whether it opened a vial or not.
+/// batch costs the same round trips whether it opened a vial or not. `false`: a
+/// [`Guard::Unchanged`] write found a lot moved since its look-up and wrote nothing.
 pub async fn write_batch<C: ConnectionTrait>(
     db: &C,
     entries: &[VialEntry],
     rows: &[NewRecord],
     updates: &[LotUpdate<'_>],
     now: DateTime<Utc>,
-) -> DomainResult<()> {
+    plans: Plans,
+    guard: Guard<'_>,
+) -> DomainResult<bool> {
     if rows.is_empty() {
         // Nothing was decided, so no vial opened and no lot moved.
-        return Ok(());
+        return Ok(true);
     }
     if !pg(db) {
         insert_vials(db, entries, now).await?;
@@ -971,20 +1075,103 @@ pub async fn write_batch<C: ConnectionTrait>(
         for u in updates {
             set_lot(db, &u.key.0, &u.key.1, &u.key.2, &u.row, u.administered_delta, now).await?;
         }
-        return Ok(());
+        return Ok(true);
     }
     let mut sql = String::from("WITH ");
     let mut values = Vec::new();
+    // Each part of a guarded write runs only if every lot is as read.
+    let only_if = match guard {
+        Guard::Locked => "",
+        Guard::Unchanged(lots) => {
+            sql.push_str(UNCHANGED);
+            values.extend([
+                array(lots, |(k, _, _)| k.0.as_str().to_owned()),
+                array(lots, |(k, _, _)| k.1.as_str().to_owned()),
+                array(lots, |(k, _, _)| k.2.as_str().to_owned()),
+                array(lots, |(_, _, seen)| seen.clone()),
+                i64::try_from(lots.len()).unwrap_or(i64::MAX).into(),
+            ]);
+            " AND (SELECT ok FROM ok)"
+        }
+    };
     if !entries.is_empty() {
         let (v, vv) = vials_pg(entries, now);
-        sql.push_str(&format!("v AS ({v}), "));
+        sql.push_str(&format!("v AS ({v} WHERE true{only_if}), "));
         values.extend(vv);
     }
     let (r, rv) = records_pg(rows, now);
     let (l, lv) = lots_pg(updates, now);
-    sql.push_str(&format!("r AS ({r}) {l}"));
     values.extend(rv);
     values.extend(lv);
-    db.execute_raw(stmt(db.get_database_backend(), &sql, values)).await?;
-    Ok(())
+    let backend = db.get_database_backend();
+    match guard {
+        Guard::Locked => {
+            sql.push_str(&format!("r AS ({r}) {l}"));
+            db.execute_raw(stmt(backend, &shaped(&sql, plans), values)).await?;
+            Ok(true)
+        }
+        Guard::Unchanged(_) => {
+            sql.push_str(&format!(
+                "r AS ({r} WHERE true{only_if}), u AS ({l}{only_if}) SELECT (SELECT ok FROM ok) AS ok"
+            ));
+            let row = db
+                .query_one_raw(stmt(backend, &shaped(&sql, plans), values))
+                .await?
+                .ok_or_else(|| DomainError::Corrupt("guarded write: no row".into()))?;
+            Ok(row.try_get("", "ok")?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generic_plans_take_parameters_directly() {
+        let cases = [
+            // (written, for a generic plan)
+            (
+                "UNNEST((SELECT CAST(? AS bpchar[])), (SELECT CAST(? AS text[]))) AS k(s, l)",
+                "UNNEST(CAST(? AS bpchar[]), CAST(? AS text[])) AS k(s, l)",
+            ),
+            (
+                "generate_series(1, (SELECT CAST(? AS bigint)))) AS ids",
+                "generate_series(1, CAST(? AS bigint))) AS ids",
+            ),
+            (
+                "UNNEST(CAST(? AS bpchar[])) AS k(c)",
+                "UNNEST(CAST(? AS bpchar[])) AS k(c)",
+            ),
+            // Not a parameter's sub-select: kept.
+            ("(SELECT CAST(? AS numeric(5, 2)))", "(SELECT CAST(? AS numeric(5, 2)))"),
+            ("(SELECT CAST(? AS text) FROM t)", "(SELECT CAST(? AS text) FROM t)"),
+            ("", ""),
+        ];
+        for (written, generic) in cases {
+            assert_eq!(shaped(written, Plans::Generic), generic, "{written}");
+            assert_eq!(shaped(written, Plans::Chosen), written, "{written}");
+        }
+    }
+
+    #[test]
+    fn every_statement_of_a_group_loses_its_sub_selects() {
+        let now = Utc::now();
+        let (records, _) = records_pg(&[], now);
+        let (vials, _) = vials_pg(&[], now);
+        let (lots, _) = lots_pg(&[], now);
+        for sql in [
+            LOCK_LOTS,
+            UNCHANGED,
+            records,
+            vials,
+            lots,
+            &format!("{LOOKUP_PROBES}{LOOKUP_REST}"),
+            &format!("{LOOKUP_JOINS}{LOOKUP_REST}"),
+        ] {
+            let generic = shaped(sql, Plans::Generic);
+            assert!(!generic.contains("(SELECT CAST(?"), "{generic}");
+            assert_eq!(generic.matches('?').count(), sql.matches('?').count(), "{sql}");
+        }
+    }
 }
