@@ -55,7 +55,9 @@ pub const MAX_CALLS: usize = 128;
 /// writer 3,380–3,729/s; two by site 3,865–4,585/s (five bench sites on one, three on the
 /// other); two taking from one queue 4,482–4,948/s, with ~7 % of the cores left idle; three
 /// 3,997–4,423/s; four by site 2,901–3,358/s (smaller groups cost more statements than the
-/// cores can give). BENCHMARKS, 2026-11-27 23:1x–23:3x.
+/// cores can give). BENCHMARKS, 2026-11-27 23:1x–23:3x. Again with groups of two statements
+/// (2026-11-28 00:5x): two 3,826 and 3,937/s, three 3,796 and 4,162/s, four 3,388/s; both
+/// writers as tasks on one thread 4,219 and 4,091/s against 4,667 and 4,700/s on two.
 pub const WRITERS: usize = 2;
 
 struct Job {
@@ -138,7 +140,9 @@ fn spawn_writer(store: &Store, queue: Queue, waiting: Arc<AtomicUsize>, writing:
     // single doses fell from ~3,400/s to 283/s within three runs. And without JIT: a plan
     // that must still read a small table whole (the interval rules) is costed past
     // `jit_above_cost` once sequential scans are off, and compiling it took longer than
-    // running it (14 doses/s).
+    // running it (14 doses/s). And with generic plans only, from the first run: its
+    // statements then take array parameters directly rather than as sub-selects that keep
+    // PostgreSQL from re-planning them (see `sql::Plans`), ~45 fewer plan nodes per group.
     let options = (*store.db().get_postgres_connection_pool().connect_options())
         .clone()
         .options([

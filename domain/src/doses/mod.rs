@@ -345,6 +345,8 @@ enum Lots {
     CheckAtWrite,
 }
 
+/// Decides `calls` as one batch on `db` and writes what was decided; `None` when a
+/// [`Lots::CheckAtWrite`] write found a lot moved and wrote nothing.
 async fn decide_and_write<C: ConnectionTrait>(
     store: &Store,
     db: &C,

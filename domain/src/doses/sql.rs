@@ -974,6 +974,9 @@ pub async fn lookup_pg<C: ConnectionTrait>(
         };
         out.lots.push((key.clone(), row, s(&r[5], "xmin")?));
     }
+    // In key order, the order every writer locks balance rows in (a guarded write locks them
+    // in this order).
+    out.lots.sort_by(|a, b| a.0.cmp(&b.0));
     for r in rows_of(&get("sites")?, "sites")? {
         out.sites
             .insert(s(&r[0], "site")?, (s(&r[1], "municipality")?, s(&r[2], "status")?));
