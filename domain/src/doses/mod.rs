@@ -374,13 +374,10 @@ async fn decide_and_write<C: ConnectionTrait>(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mut rows = match how {
-        Lots::LockFirst => sql::lock_lots(db, &wanted, plans).await?,
-        Lots::CheckAtWrite => Vec::new(),
-    };
-    let read_lots: &[sql::LotKey] = match how {
-        Lots::LockFirst => &[],
-        Lots::CheckAtWrite => &wanted,
+    // Locked first, or read with everything else.
+    let (locked, read_lots): (_, &[sql::LotKey]) = match how {
+        Lots::LockFirst => (sql::lock_lots(db, &wanted, plans).await?, &[]),
+        Lots::CheckAtWrite => (Vec::new(), &wanted),
     };
 
     let keys: Vec<sql::SiteKey> = {
@@ -454,9 +451,10 @@ async fn decide_and_write<C: ConnectionTrait>(
                 Vec::new(),
             )
         };
-    if how == Lots::CheckAtWrite {
-        rows = seen.iter().map(|(k, row, _)| (k.clone(), *row)).collect();
-    }
+    let rows = match how {
+        Lots::LockFirst => locked,
+        Lots::CheckAtWrite => seen.iter().map(|(k, row, _)| (k.clone(), *row)).collect(),
+    };
     // The lots found, with their doses per vial (a lot of no vaccine has none: its doses are
     // refused by the rules).
     let mut lots: BTreeMap<sql::LotKey, LotState> = rows

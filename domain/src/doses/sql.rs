@@ -1082,9 +1082,10 @@ pub async fn write_batch<C: ConnectionTrait>(
     }
     let mut sql = String::from("WITH ");
     let mut values = Vec::new();
-    // Each part of a guarded write runs only if every lot is as read.
-    let only_if = match guard {
-        Guard::Locked => "",
+    // Each part of a guarded write runs only if every lot is as read: the inserts' and the
+    // update's conditions.
+    let (where_ok, and_ok) = match guard {
+        Guard::Locked => ("", ""),
         Guard::Unchanged(lots) => {
             sql.push_str(UNCHANGED);
             values.extend([
@@ -1094,12 +1095,12 @@ pub async fn write_batch<C: ConnectionTrait>(
                 array(lots, |(_, _, seen)| seen.clone()),
                 i64::try_from(lots.len()).unwrap_or(i64::MAX).into(),
             ]);
-            " AND (SELECT ok FROM ok)"
+            (" WHERE (SELECT ok FROM ok)", " AND (SELECT ok FROM ok)")
         }
     };
     if !entries.is_empty() {
         let (v, vv) = vials_pg(entries, now);
-        sql.push_str(&format!("v AS ({v} WHERE true{only_if}), "));
+        sql.push_str(&format!("v AS ({v}{where_ok}), "));
         values.extend(vv);
     }
     let (r, rv) = records_pg(rows, now);
@@ -1115,7 +1116,7 @@ pub async fn write_batch<C: ConnectionTrait>(
         }
         Guard::Unchanged(_) => {
             sql.push_str(&format!(
-                "r AS ({r} WHERE true{only_if}), u AS ({l}{only_if}) SELECT (SELECT ok FROM ok) AS ok"
+                "r AS ({r}{where_ok}), u AS ({l}{and_ok}) SELECT (SELECT ok FROM ok) AS ok"
             ));
             let row = db
                 .query_one_raw(stmt(backend, &shaped(&sql, plans), values))
