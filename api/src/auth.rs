@@ -7,11 +7,15 @@
 //!   ([`Authenticator::verify`]) against either a shared HS256 secret or the public
 //!   keys of a JWKS (file or `http(s)://` URL, RS256/ES256 only, refetched on an
 //!   unknown `kid` at most once per minute so key rotation needs no restart);
-//! - issuing HS256 tokens for development and tests ([`issue_hs256`]).
+//! - issuing HS256 tokens for development and tests ([`issue_hs256`]);
+//! - remembering the claims of tokens it verified, by the SHA-256 of the token, so a client
+//!   sending the same token again is not verified again while the token is valid
+//!   ([`Verified`]).
 //!
 //! What it must not do:
 //! - log, echo or store tokens: no error message, log line or `Debug` output contains
-//!   a token (only a vetted algorithm name or a sanitised `kid` may be quoted);
+//!   a token (only a vetted algorithm name or a sanitised `kid` may be quoted), and the
+//!   memory of verified tokens holds their digests, not the tokens;
 //! - know what roles or scopes mean: [`Claims`] are handed back verbatim, and mapping
 //!   them to a domain actor (and authorising anything) is done elsewhere.
 //!
@@ -22,6 +26,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -173,6 +178,40 @@ struct Inner {
     issuer: String,
     audience: String,
     mode: Mode,
+    verified: Verified,
+}
+
+/// The claims of tokens verified lately, by the SHA-256 of the token. A client sends the same
+/// token with every request until it expires (a site's tablet books every dose with it), and
+/// verifying it — decoding, parsing and checking the signature — took about a tenth of a
+/// single dose's server time with HS256 (RS256/ES256 cost more). A remembered token is
+/// answered only while it is unexpired (with the same leeway) and only under the key set that
+/// verified it: a refetched JWKS forgets every earlier token ([`JwksStore::generation`]).
+/// Anything else is verified in full, so every refusal comes from the full check. Bounded;
+/// tokens beyond [`VERIFIED_TOKENS`] evict older ones.
+struct Verified(quick_cache::sync::Cache<[u8; 32], (u64, Claims)>);
+
+/// Most tokens remembered by [`Verified`] (a few hundred bytes each).
+const VERIFIED_TOKENS: usize = 16_384;
+
+impl Verified {
+    fn new() -> Self {
+        Verified(quick_cache::sync::Cache::new(VERIFIED_TOKENS))
+    }
+
+    fn digest(token: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(token.as_bytes()).into()
+    }
+
+    /// The claims of `token` if it was verified under key set `generation` and is unexpired.
+    fn get(&self, digest: &[u8; 32], generation: u64) -> Option<Claims> {
+        let (seen, claims) = self.0.get(digest)?;
+        let now = jsonwebtoken::get_current_timestamp();
+        let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(i64::MAX);
+        let unexpired = i64::try_from(now).is_ok_and(|now| claims.exp >= now.saturating_sub(leeway));
+        (seen == generation && unexpired).then_some(claims)
+    }
 }
 
 enum Mode {
@@ -183,6 +222,8 @@ enum Mode {
 struct JwksStore {
     source: JwksSource,
     keys: RwLock<Arc<Vec<VerifyKey>>>,
+    /// Counts the key sets fetched (see [`Verified`]).
+    generation: AtomicU64,
     /// Time of the last fetch (or fetch attempt); held while refetching.
     last_fetch: tokio::sync::Mutex<Instant>,
     min_refetch_interval: Duration,
@@ -243,6 +284,7 @@ impl Authenticator {
                 Mode::Jwks(JwksStore {
                     source,
                     keys: RwLock::new(Arc::new(keys)),
+                    generation: AtomicU64::new(0),
                     last_fetch: tokio::sync::Mutex::new(Instant::now()),
                     min_refetch_interval,
                 })
@@ -266,6 +308,7 @@ impl Authenticator {
                 issuer: settings.issuer.clone(),
                 audience: settings.audience.clone(),
                 mode,
+                verified: Verified::new(),
             }),
         })
     }
@@ -286,7 +329,24 @@ impl Authenticator {
     ///
     /// With a JWKS URL, an unknown `kid` triggers one refetch of the set (at most once
     /// per 60 s), so key rotation works without restarts.
+    ///
+    /// A token verified before under the same key set and still unexpired is answered from
+    /// memory ([`Verified`]).
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let generation = match &self.inner.mode {
+            Mode::Hmac { .. } => 0,
+            Mode::Jwks(store) => store.generation.load(Ordering::Acquire),
+        };
+        let digest = Verified::digest(token);
+        if let Some(claims) = self.inner.verified.get(&digest, generation) {
+            return Ok(claims);
+        }
+        let claims = self.verify_in_full(token).await?;
+        self.inner.verified.0.insert(digest, (generation, claims.clone()));
+        Ok(claims)
+    }
+
+    async fn verify_in_full(&self, token: &str) -> Result<Claims, AuthError> {
         let header = parse_header(token)?;
         let (alg, key) = match &self.inner.mode {
             Mode::Hmac { key, .. } => {
@@ -352,6 +412,7 @@ impl JwksStore {
                     "refetched JWKS after an unknown key id"
                 );
                 *self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(keys);
+                self.generation.fetch_add(1, Ordering::AcqRel);
             }
             Err(error) => {
                 tracing::warn!(%error, "JWKS refetch failed; keeping the current key set");
@@ -1370,6 +1431,55 @@ mod tests {
             auth.verify(&ec_token).await,
             Err(AuthError::UnknownKey { .. })
         ));
+    }
+
+    /// A remembered token is answered only under the key set that verified it: once the set
+    /// is refetched without its key, the token is refused like any token of an unknown key.
+    #[tokio::test]
+    async fn a_refetched_key_set_forgets_tokens_verified_before() {
+        let rsa_token = sign(Algorithm::RS256, &rsa_key(), Some("rsa-1"), &valid_claims());
+        let ec_token = sign(Algorithm::ES256, &ec_key(), Some("ec-1"), &valid_claims());
+        let (base, server) = start_jwks_server(jwks_only(&["rsa-1"])).await;
+        let auth = Authenticator::with_refetch_interval(&jwks_settings(format!("{base}/jwks.json")), Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(auth.verify(&rsa_token).await.is_ok());
+        assert!(auth.verify(&rsa_token).await.is_ok(), "remembered");
+        // The IdP rotates rsa-1 out; the next unknown kid refetches the set.
+        *server.body.lock().unwrap() = jwks_only(&["ec-1"]);
+        assert!(auth.verify(&ec_token).await.is_ok());
+        assert_eq!(server.hits.load(Ordering::SeqCst), 2);
+        assert!(matches!(
+            auth.verify(&rsa_token).await,
+            Err(AuthError::UnknownKey { .. })
+        ));
+    }
+
+    /// The pure rule of a remembered token: unexpired (with the verifier's leeway) and of the
+    /// same key set, or verified again in full.
+    #[test]
+    fn a_remembered_token_is_answered_while_unexpired_under_its_key_set() {
+        let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap();
+        let leeway = i64::try_from(LEEWAY_SECS).unwrap();
+        let claims = |exp: i64| Claims {
+            exp,
+            ..serde_json::from_value(claims_with(json!({}))).unwrap()
+        };
+        #[rustfmt::skip]
+        let cases = [
+            // (exp, generation stored, generation now, answered)
+            (now + 600,        3, 3, true),
+            (now - leeway + 5, 3, 3, true),
+            (now - leeway - 5, 3, 3, false),
+            (now + 600,        3, 4, false),
+        ];
+        for (i, (exp, stored, current, answered)) in cases.into_iter().enumerate() {
+            let verified = Verified::new();
+            let digest = Verified::digest(&format!("token-{i}"));
+            verified.0.insert(digest, (stored, claims(exp)));
+            assert_eq!(verified.get(&digest, current).is_some(), answered, "case {i}");
+            assert!(verified.get(&Verified::digest("another"), current).is_none());
+        }
     }
 
     #[test]
