@@ -16,18 +16,13 @@
 //! fill [`Rows`] once; [`write`] sends them by COPY when the transaction can, by INSERT
 //! otherwise, so both paths store exactly the same rows.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, ArrayType, OnConflict, Query, Value};
 use sea_orm::sqlx::{self, Postgres};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr,
-    Statement,
-};
-use tokio::sync::Mutex;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement};
 
 use crate::error::DomainResult;
+use crate::held::{Held, exec_err};
 use crate::store::Store;
 
 /// Bind parameters per multi-row statement (SQLite allows 32,766, PostgreSQL 65,535).
@@ -335,33 +330,9 @@ impl Target for CopyTx {
 
 /// A PostgreSQL write transaction on a pooled connection of its own (sea-orm does not lend a
 /// transaction's connection), so it can COPY. It runs sea-orm statements like any other
-/// transaction (`ConnectionTrait`), with the same binder; dropped without [`CopyTx::commit`]
-/// it rolls back, like a `WriteTx`.
-pub struct CopyTx {
-    tx: Mutex<sqlx::Transaction<'static, Postgres>>,
-}
-
-impl std::fmt::Debug for CopyTx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CopyTx")
-    }
-}
-
-fn exec_err(e: sqlx::Error) -> DbErr {
-    DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e)))
-}
-
-fn query_err(e: sqlx::Error) -> DbErr {
-    DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)))
-}
-
-fn bind(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, sea_query_sqlx::SqlxValues> {
-    let values = stmt.values.clone().unwrap_or(sea_orm::sea_query::Values(Vec::new()));
-    sqlx::query_with(
-        sqlx::AssertSqlSafe(stmt.sql.as_str()),
-        sea_query_sqlx::SqlxValues(values),
-    )
-}
+/// transaction (`ConnectionTrait`, see [`Held`]); dropped without [`CopyTx::commit`] it rolls
+/// back, like a `WriteTx`.
+pub(crate) type CopyTx = Held<sqlx::Transaction<'static, Postgres>>;
 
 impl CopyTx {
     /// Begins one on PostgreSQL; `None` on SQLite (which has no COPY: callers use `Store::write`).
@@ -375,16 +346,16 @@ impl CopyTx {
             .begin()
             .await
             .map_err(exec_err)?;
-        Ok(Some(CopyTx { tx: Mutex::new(tx) }))
+        Ok(Some(Held::new(tx)))
     }
 
     pub(crate) async fn commit(self) -> DomainResult<()> {
-        self.tx.into_inner().commit().await.map_err(exec_err)?;
+        self.into_inner().commit().await.map_err(exec_err)?;
         Ok(())
     }
 
     async fn copy_in(&self, sql: &str, data: &[u8]) -> DomainResult<()> {
-        let mut tx = self.tx.lock().await;
+        let mut tx = self.conn.lock().await;
         let mut copy = tx.copy_in_raw(sql).await.map_err(exec_err)?;
         for piece in data.chunks(COPY_PIECE) {
             copy.send(piece).await.map_err(exec_err)?;
@@ -398,7 +369,7 @@ impl CopyTx {
     /// is gone. A sender that fails midway must make the caller roll back: the server accepts a
     /// stream cut short.
     pub(crate) async fn copy_stream(&self, sql: &str, mut data: PieceStream) -> DomainResult<()> {
-        let mut tx = self.tx.lock().await;
+        let mut tx = self.conn.lock().await;
         let mut copy = tx.copy_in_raw(sql).await.map_err(exec_err)?;
         while let Some(piece) = data.pieces.recv().await {
             copy.send(piece.as_slice()).await.map_err(exec_err)?;
@@ -407,46 +378,6 @@ impl CopyTx {
         }
         copy.finish().await.map_err(exec_err)?;
         Ok(())
-    }
-}
-
-#[async_trait::async_trait]
-impl ConnectionTrait for CopyTx {
-    fn get_database_backend(&self) -> DbBackend {
-        DbBackend::Postgres
-    }
-
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let mut tx = self.tx.lock().await;
-        bind(&stmt).execute(&mut **tx).await.map(Into::into).map_err(exec_err)
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        use sqlx::Executor as _;
-        let mut tx = self.tx.lock().await;
-        (&mut **tx)
-            .execute(sqlx::AssertSqlSafe(sql.to_owned()))
-            .await
-            .map(Into::into)
-            .map_err(exec_err)
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let mut tx = self.tx.lock().await;
-        bind(&stmt)
-            .fetch_optional(&mut **tx)
-            .await
-            .map(|r| r.map(Into::into))
-            .map_err(query_err)
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let mut tx = self.tx.lock().await;
-        bind(&stmt)
-            .fetch_all(&mut **tx)
-            .await
-            .map(|rows| rows.into_iter().map(Into::into).collect())
-            .map_err(query_err)
     }
 }
 

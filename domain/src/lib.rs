@@ -50,6 +50,7 @@ pub mod doses;
 pub mod entities;
 pub mod error;
 pub mod feed;
+mod held;
 pub mod ledger;
 pub mod order;
 pub mod outbox;

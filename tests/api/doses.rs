@@ -405,6 +405,69 @@ async fn a_dose_that_waited_for_another_writer_sees_what_it_committed() {
     assert_reconciled(&app).await;
 }
 
+/// Two tablets of one site whose doses are held up together: on PostgreSQL the first dose's
+/// group reads its lot and then waits to write it (a transaction holds the lot). With another
+/// writer free, the second's group sees the site being written and goes straight to the locked
+/// path, on a writer that kept its connection from the doses before (it must give it back to
+/// the pool to lock); with one writer, it waits in the queue. Both doses are recorded, in
+/// order, from the lot; SQLite writes one call at a time.
+#[tokio::test]
+async fn two_tablets_of_one_site_held_up_together_both_record() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(60), 10).await;
+    let mut coupons = Vec::new();
+    for i in 1..=6 {
+        coupons.push(person(&app, CHIYODA, i, None).await);
+    }
+    // One after the other: the writers take turns, so each has written a group (and kept its
+    // connection).
+    for (i, c) in coupons[..4].iter().enumerate() {
+        let r = record(
+            &app,
+            &s.base,
+            manual(CHIYODA, c, 1, &day(0), "FF3620", &format!("warm-{i}")),
+        )
+        .await;
+        assert_eq!(r["created"], true, "{r}");
+    }
+    let first = manual(CHIYODA, &coupons[4], 1, &day(0), "FF3620", "tab-a");
+    let second = manual(CHIYODA, &coupons[5], 1, &day(0), "FF3620", "tab-b");
+    let store = app.running.as_ref().expect("running").store.clone();
+    let (first, second) = if app.db.is_postgres() {
+        let blocker = hold_lots(&store, &s.base).await;
+        let first = send_dose(&app, &s.base, first);
+        until("the first dose to wait for the lot", async || {
+            lock_waiters(&store).await == 1
+        })
+        .await;
+        let second = send_dose(&app, &s.base, second);
+        if domain::doses::WRITERS > 1 {
+            until("the second dose to wait for the lot under lock", async || {
+                lock_waiters(&store).await == 2
+            })
+            .await;
+        } else {
+            until("the second dose to queue", async || store.doses_waiting() == 1).await;
+        }
+        blocker.commit().await.expect("release");
+        (first.await.expect("first"), second.await.expect("second"))
+    } else {
+        let first = send_dose(&app, &s.base, first).await.expect("first");
+        (first, send_dose(&app, &s.base, second).await.expect("second"))
+    };
+    for (done, coupon) in [(&first, &coupons[4]), (&second, &coupons[5])] {
+        let r = &done["data"]["recordDose"];
+        assert_eq!(r["created"], true, "{done}");
+        assert_eq!(r["record"]["couponNumber"], coupon.as_str(), "{done}");
+    }
+    // Six doses from one lot: one vial, all six of its doses given.
+    assert_eq!(administered(&app, &s.base, "FF3620").await, (9, 1));
+    assert_eq!(lot_doses(&app, &s.base, "FF3620").await["openDoses"], 0);
+    assert_eq!(count_records(&app).await, 6);
+    assert_reconciled(&app).await;
+}
+
 /// Single doses from several sites that wait for the writer together are written together
 /// (PostgreSQL, `doses::combine`) and still get the answers they would one after the other: a
 /// retry gets the original, a reused key and a second dose 1 of the same person are refused

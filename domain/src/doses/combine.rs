@@ -33,12 +33,14 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use sea_orm::sqlx::pool::PoolConnection;
 use sea_orm::sqlx::postgres::PgPoolOptions;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Call, Recorded, record_alone, record_group, record_group_unlocked};
 use crate::codes::SiteCode;
 use crate::error::{DomainError, DomainResult};
+use crate::held::Held;
 use crate::store::Store;
 
 /// Most calls in one group.
@@ -47,18 +49,17 @@ pub const MAX_CALLS: usize = 128;
 /// Writers: group transactions in flight at once, each on its own thread with its own
 /// connection, taking from one queue (see [`spawn_writer`]).
 ///
-/// Two: measured with 8 clients on 2 cores (`bench run --scenario dose-single`, 3 runs each,
-/// back to back). On the server's runtime one lane was best (2,753–2,834 doses/s against
-/// 2,038–2,054 for two): its round trips queued behind HTTP work, and a second lane only
-/// halved the groups. On their own threads the writers are woken as soon as PostgreSQL answers,
-/// and one alone left a third of the two cores idle (its backend and thread take turns): one
-/// writer 3,380–3,729/s; two by site 3,865–4,585/s (five bench sites on one, three on the
-/// other); two taking from one queue 4,482–4,948/s, with ~7 % of the cores left idle; three
-/// 3,997–4,423/s; four by site 2,901–3,358/s (smaller groups cost more statements than the
-/// cores can give). BENCHMARKS, 2026-11-27 23:1x–23:3x. Again with groups of two statements
-/// (2026-11-28 00:5x): two 3,826 and 3,937/s, three 3,796 and 4,162/s, four 3,388/s; both
-/// writers as tasks on one thread 4,219 and 4,091/s against 4,667 and 4,700/s on two.
-pub const WRITERS: usize = 2;
+/// One, since each writer keeps its connection ([`Held`]). Measured with 8 clients on 2 cores
+/// (`bench run --scenario dose-single`, 2026-11-28 03:5x–04:3x, an Intel Xeon; ratio to pgbench
+/// by series of 3–5 runs): one writer 0.48, 0.63, 0.55, 0.51, 0.60 and 0.51×; two 0.47, 0.46,
+/// 0.48, 0.51, 0.51 and 0.46× (two also with the queue held until a group was decided, so the
+/// next group gathered meanwhile: 0.51 and 0.46×); three 0.46 and 0.42×. Two writers halve the
+/// groups, and the database spent the cores starting twice as many statements per dose; one
+/// leaves ~17 % of the cores idle while its group commits, and still records more. When a
+/// pooled connection was pinged after every statement (so each group was four round trips),
+/// two had been better: 2026-11-27 23:1x–23:3x, one writer 3,380–3,729/s against 4,482–4,948/s
+/// for two (an AMD EPYC). A machine with more cores may want more.
+pub const WRITERS: usize = 1;
 
 struct Job {
     call: Call,
@@ -119,6 +120,9 @@ impl Combiner {
 /// The queue the writers take from.
 type Queue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>;
 
+/// A writer's own connection, kept between groups.
+type Connection = Held<PoolConnection<sea_orm::sqlx::Postgres>>;
+
 /// The recording sites of the groups being written, once per group.
 type InFlight = Arc<std::sync::Mutex<Vec<SiteCode>>>;
 
@@ -178,26 +182,33 @@ fn spawn_writer(store: &Store, queue: Queue, waiting: Arc<AtomicUsize>, writing:
     }
 }
 
-/// A writer's connection is closed after this long unused.
+/// A writer's connection is given back after this long unused, and the pool closes it after as
+/// long again.
 const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One writer: take the first waiting call and every other one waiting (up to [`MAX_CALLS`]),
 /// write them, answer, repeat. The queue is held only while taking, so while one writer
 /// writes, the next group gathers for another. Ends when every sender is gone.
+///
+/// The writer keeps its connection between groups ([`Held`]): given back to the pool after
+/// each statement, it would be pinged — a round trip per statement, doubling a group's. It
+/// gives it back when a group must be written under lock (a transaction of the pool's), and
+/// when no call came for [`IDLE`], so the pool closes it.
 async fn writer(store: Store, queue: Queue, waiting: Arc<AtomicUsize>, writing: InFlight) {
+    let mut held: Option<Connection> = None;
     loop {
-        let group = {
-            let mut rx = queue.lock().await;
-            let Some(first) = rx.recv().await else { return };
-            let mut group = vec![first];
-            while group.len() < MAX_CALLS {
-                match rx.try_recv() {
-                    Ok(job) => group.push(job),
-                    Err(_) => break,
+        let taken = if held.is_some() {
+            match tokio::time::timeout(IDLE, take(&queue)).await {
+                Ok(taken) => taken,
+                Err(_) => {
+                    held = None;
+                    continue;
                 }
             }
-            group
+        } else {
+            take(&queue).await
         };
+        let Some(group) = taken else { return };
         waiting.fetch_sub(group.len(), Ordering::Relaxed);
         let mut sites: Vec<SiteCode> = group.iter().map(|j| *j.call.site()).collect();
         sites.sort_unstable();
@@ -211,7 +222,7 @@ async fn writer(store: Store, queue: Queue, waiting: Arc<AtomicUsize>, writing: 
             w.extend_from_slice(&sites);
             met
         };
-        write(&store, group, contended).await;
+        write(&store, &mut held, group, contended).await;
         let mut w = writing.lock().unwrap_or_else(|p| p.into_inner());
         for s in &sites {
             if let Some(i) = w.iter().position(|x| x == s) {
@@ -221,16 +232,31 @@ async fn writer(store: Store, queue: Queue, waiting: Arc<AtomicUsize>, writing: 
     }
 }
 
+/// The first waiting call and every other one waiting (up to [`MAX_CALLS`]); `None` when
+/// every sender is gone. Cancel-safe: nothing is taken before the first call is.
+async fn take(queue: &Queue) -> Option<Vec<Job>> {
+    let mut rx = queue.lock().await;
+    let first = rx.recv().await?;
+    let mut group = vec![first];
+    while group.len() < MAX_CALLS {
+        match rx.try_recv() {
+            Ok(job) => group.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(group)
+}
+
 /// Writes a group: first unlocked ([`record_group_unlocked`]: a look-up and a guarded write,
-/// no transaction) unless `contended`; if a lot moved in between, or that failed, under lock
-/// as one transaction; and if that failed too, each call alone (the direct path retries and
-/// reports its own outcome).
-async fn write(store: &Store, group: Vec<Job>, contended: bool) {
+/// no transaction, on the writer's `held` connection) unless `contended`; if a lot moved in
+/// between, or that failed, under lock as one transaction; and if that failed too, each call
+/// alone (the direct path retries and reports its own outcome).
+async fn write(store: &Store, held: &mut Option<Connection>, group: Vec<Job>, contended: bool) {
     let (calls, replies): (Vec<Call>, Vec<_>) = group.into_iter().map(|j| (j.call, j.reply)).unzip();
     let unlocked = if contended {
         None
     } else {
-        match record_group_unlocked(store, &calls).await {
+        match unlocked(store, held, &calls).await {
             Ok(done) => done,
             Err(e) => {
                 tracing::debug!(error = %e, calls = calls.len(), "unlocked dose group failed; locking");
@@ -240,7 +266,11 @@ async fn write(store: &Store, group: Vec<Job>, contended: bool) {
     };
     let done = match unlocked {
         Some(done) => Ok(done),
-        None => record_group(store, &calls).await,
+        None => {
+            // The locked path takes a connection of the pool: this one.
+            *held = None;
+            record_group(store, &calls).await
+        }
     };
     match done {
         Ok(done) => {
@@ -255,4 +285,30 @@ async fn write(store: &Store, group: Vec<Job>, contended: bool) {
             }
         }
     }
+}
+
+/// [`record_group_unlocked`] on the `held` connection (taken from the pool if none is). The
+/// connection is kept only when the group was written: otherwise the locked path needs it
+/// back in the pool (a broken one is then closed there).
+async fn unlocked(
+    store: &Store,
+    held: &mut Option<Connection>,
+    calls: &[Call],
+) -> DomainResult<Option<Vec<DomainResult<Recorded>>>> {
+    let conn = match held.take() {
+        Some(conn) => conn,
+        None => Held::new(
+            store
+                .db()
+                .get_postgres_connection_pool()
+                .acquire()
+                .await
+                .map_err(|e| DomainError::Database(crate::held::exec_err(e)))?,
+        ),
+    };
+    let done = record_group_unlocked(store, &conn, calls).await?;
+    if done.is_some() {
+        *held = Some(conn);
+    }
+    Ok(done)
 }

@@ -320,19 +320,21 @@ async fn record_group(store: &Store, calls: &[Call]) -> DomainResult<Vec<DomainR
     Ok(done)
 }
 
-/// PostgreSQL: writes `calls` as [`record_group`] does, but in two statements and no
-/// transaction: the look-up reads the lots unlocked with everything else, and the write locks
-/// them only if each is still as read (see [`sql::Guard::Unchanged`]) — the answers are then
-/// those of a group that locked them first. `None`: a lot moved in between (another writer of
-/// it committed), nothing was written, and the calls must be written under lock.
-pub(crate) async fn record_group_unlocked(
+/// PostgreSQL: writes `calls` as [`record_group`] does, but on `db` (a writer's own
+/// connection) in two statements and no transaction: the look-up reads the lots unlocked with
+/// everything else, and the write locks them only if each is still as read (see
+/// [`sql::Guard::Unchanged`]) — the answers are then those of a group that locked them first.
+/// `None`: a lot moved in between (another writer of it committed), nothing was written, and
+/// the calls must be written under lock.
+pub(crate) async fn record_group_unlocked<C: ConnectionTrait>(
     store: &Store,
+    db: &C,
     calls: &[Call],
 ) -> DomainResult<Option<Vec<DomainResult<Recorded>>>> {
-    if store.backend() != sea_orm::DbBackend::Postgres {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Err(DomainError::Corrupt("unlocked groups are PostgreSQL's".into()));
     }
-    decide_and_write(store, store.db(), calls, Lots::CheckAtWrite).await
+    decide_and_write(store, db, calls, Lots::CheckAtWrite).await
 }
 
 /// How a group keeps other writers of its lots out.
