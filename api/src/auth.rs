@@ -212,6 +212,10 @@ impl Verified {
         let unexpired = i64::try_from(now).is_ok_and(|now| claims.exp >= now.saturating_sub(leeway));
         (seen == generation && unexpired).then_some(claims)
     }
+
+    fn insert(&self, digest: [u8; 32], generation: u64, claims: Claims) {
+        self.0.insert(digest, (generation, claims));
+    }
 }
 
 enum Mode {
@@ -342,7 +346,7 @@ impl Authenticator {
             return Ok(claims);
         }
         let claims = self.verify_in_full(token).await?;
-        self.inner.verified.0.insert(digest, (generation, claims.clone()));
+        self.inner.verified.insert(digest, generation, claims.clone());
         Ok(claims)
     }
 
@@ -1476,7 +1480,7 @@ mod tests {
         for (i, (exp, stored, current, answered)) in cases.into_iter().enumerate() {
             let verified = Verified::new();
             let digest = Verified::digest(&format!("token-{i}"));
-            verified.0.insert(digest, (stored, claims(exp)));
+            verified.insert(digest, stored, claims(exp));
             assert_eq!(verified.get(&digest, current).is_some(), answered, "case {i}");
             assert!(verified.get(&Verified::digest("another"), current).is_none());
         }

@@ -303,7 +303,7 @@ async fn unlocked(
                 .get_postgres_connection_pool()
                 .acquire()
                 .await
-                .map_err(|e| DomainError::Database(crate::held::exec_err(e)))?,
+                .map_err(crate::held::exec_err)?,
         ),
     };
     let done = record_group_unlocked(store, &conn, calls).await?;
