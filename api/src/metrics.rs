@@ -128,10 +128,14 @@ pub async fn http_layer(req: Request, next: Next) -> axum::response::Response {
     resp
 }
 
-/// Renders the metrics, refreshing the pool gauges and the dose writer's queue first.
+/// Renders the metrics, refreshing the pool gauges and the dose writer's queue and priority
+/// first.
 pub fn render(store: &domain::store::Store) -> String {
     let db = store.db();
     metrics::gauge!("vsys_dose_calls_waiting").set(store.doses_waiting() as f64);
+    if let Some(nice) = store.dose_writer_nice() {
+        metrics::gauge!("vsys_dose_writer_nice").set(f64::from(nice));
+    }
     let (size, idle) = crate::db::pool_stats(db);
     metrics::gauge!("vsys_db_pool_connections").set(f64::from(size));
     metrics::gauge!("vsys_db_pool_idle_connections").set(idle as f64);

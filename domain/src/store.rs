@@ -77,6 +77,13 @@ impl Store {
         self.doses.waiting()
     }
 
+    /// PostgreSQL: the nice value the single-dose writer's thread runs at
+    /// (`doses::combine::WRITER_NICE` when the system allowed raising it); `None` until the
+    /// first single dose started it, or where it cannot be read.
+    pub fn dose_writer_nice(&self) -> Option<i32> {
+        self.doses.writer_nice()
+    }
+
     pub fn backend(&self) -> DbBackend {
         self.db.get_database_backend()
     }

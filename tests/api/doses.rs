@@ -468,6 +468,69 @@ async fn two_tablets_of_one_site_held_up_together_both_record() {
     assert_reconciled(&app).await;
 }
 
+/// PostgreSQL: the single-dose writer's thread runs at a higher priority than the request
+/// workers where the system allows it (`CAP_SYS_NICE`, or an `RLIMIT_NICE` that permits it),
+/// and `/metrics` tells the nice value it really runs at: one of this process's writer threads
+/// (the server runs in the test process) is read from `/proc`. SQLite has no writer, and no
+/// such metric.
+#[tokio::test]
+async fn the_dose_writer_runs_ahead_of_the_request_workers_where_allowed() {
+    let app = TestApp::spawn().await;
+    let s = seed(&app).await;
+    receive(&app, &s.base, "FF3620", &day(60), 10).await;
+    let c = person(&app, CHIYODA, 1, None).await;
+    let r = record(&app, &s.base, manual(CHIYODA, &c, 1, &day(0), "FF3620", "tab-1")).await;
+    assert_eq!(r["created"], true, "{r}");
+    let reported = tests::metric_value(&app.metrics().await, "vsys_dose_writer_nice");
+    if !app.db.is_postgres() {
+        assert_eq!(reported, None);
+        return;
+    }
+    let reported = reported.expect("vsys_dose_writer_nice after a single dose");
+    let proc = |path: &str| std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // A stat line's fields after the command name; the nice value is the 19th field in all.
+    let nice_of = |stat: &str| -> f64 {
+        let (_, rest) = stat.rsplit_once(')').expect("stat");
+        rest.split_whitespace()
+            .nth(16)
+            .expect("nice")
+            .parse()
+            .expect("a number")
+    };
+    let writers: Vec<f64> = std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .filter_map(|t| {
+            let dir = t.ok()?.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            (comm.trim() == "vsys-dose-write").then(|| nice_of(&proc(&dir.join("stat").to_string_lossy())))
+        })
+        .collect();
+    assert!(
+        writers.contains(&reported),
+        "writer threads at {writers:?}, reported {reported}"
+    );
+    let status = proc("/proc/self/status");
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).expect("hex"))
+        .expect("CapEff");
+    const CAP_SYS_NICE: u32 = 23;
+    let want = domain::doses::WRITER_NICE;
+    // RLIMIT_NICE lets a thread go down to 20 - limit.
+    let limit_allows = proc("/proc/self/limits")
+        .lines()
+        .find_map(|l| l.strip_prefix("Max nice priority"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<i32>().ok())
+        .is_some_and(|limit| 20 - limit <= want);
+    let expected = if cap_eff & (1 << CAP_SYS_NICE) != 0 || limit_allows {
+        f64::from(want)
+    } else {
+        nice_of(&proc("/proc/self/stat"))
+    };
+    assert_eq!(reported, expected);
+}
+
 /// Single doses from several sites that wait for the writer together are written together
 /// (PostgreSQL, `doses::combine`) and still get the answers they would one after the other: a
 /// retry gets the original, a reused key and a second dose 1 of the same person are refused

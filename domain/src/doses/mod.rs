@@ -25,7 +25,7 @@
 pub(crate) mod combine;
 pub(crate) mod sql;
 
-pub use combine::WRITERS;
+pub use combine::{WRITER_NICE, WRITERS};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
